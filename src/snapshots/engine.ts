@@ -1,0 +1,375 @@
+// The snapshot engine: the state machine over the catalog and the file layer.
+//   create:  creating → (registering) → available | failed
+//   delete:  available | failed → deleting → deleted (the row stays: soft delete)
+//   restore: a new volume file from an available snapshot, same write protocol
+// Routes and the CLI reach files and SQL only through this class.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+
+import { Catalog, CATALOG_FILE_NAME, DuplicateSnapshotError, StateConflictError, type SnapshotPage, type SnapshotQuery, type SnapshotRecord } from '../catalog';
+import type { Config, Destination } from '../config';
+import { canReflink, extents, freeBytes, fsyncDirectory, isNativeError, writeSnapshotFile, type WriteSnapshotResult } from '../fs';
+import { SNAPSHOT_ID_RE, VOLUME_ID_RE, newSnapshotId, newVolumeId } from '../ids';
+import { silentLogger, type Logger } from '../logger';
+import { EngineError } from './errors';
+import { JobQueue } from './jobs';
+import { reconcile, scanSnapshotFiles, snapshotFilePath, type ReconcileReport } from './reconcile';
+import type {
+  CreateSnapshotRequest,
+  DestinationStatus,
+  EngineStats,
+  RestoreRequest,
+  SnapshotEngine,
+  VolumeInfo,
+} from './types';
+import { listVolumes, statVolume, volumePath } from './volumes';
+
+/** What happened, for metrics: one call per finished operation. */
+export interface EngineObserver {
+  operation(op: 'create' | 'delete' | 'restore', result: 'success' | 'failure', details: {
+    seconds: number;
+    method?: 'reflink' | 'copy';
+    bytesCopied?: number;
+  }): void;
+}
+
+export interface EngineOptions {
+  clock?: () => number;
+  logger?: Logger;
+  observer?: EngineObserver;
+  /** Progress is written to the catalog at most this often per job. */
+  progressIntervalMs?: number;
+  /** Testing: copy chunk size (smaller = more progress points and abort chances). */
+  chunkBytes?: number;
+}
+
+export const STAGING_DIR_NAME = '.volsnapd-staging';
+
+export class Engine implements SnapshotEngine {
+  readonly nodeId: string;
+  private readonly queue: JobQueue;
+  private readonly clock: () => number;
+  private readonly logger: Logger;
+  private readonly stagingDir: string;
+  private orphanCount: number;
+  private readonly restoring = new Set<string>();
+
+  private constructor(
+    private readonly config: Config,
+    private readonly catalog: Catalog,
+    private readonly options: EngineOptions,
+    report: ReconcileReport,
+  ) {
+    this.nodeId = config.nodeId;
+    this.queue = new JobQueue(config.jobs.concurrency);
+    this.clock = options.clock ?? Date.now;
+    this.logger = options.logger ?? silentLogger;
+    this.stagingDir = path.join(config.volumesDir, STAGING_DIR_NAME);
+    this.orphanCount = report.orphans.length;
+    this.reconcileReport = report;
+  }
+
+  readonly reconcileReport: ReconcileReport;
+
+  /** Opens the catalog (refusing a damaged one), prepares the staging area, and reconciles what a
+   *  previous run left before anything is served. The directories must exist (ensureDirectories). */
+  static async open(config: Config, options: EngineOptions = {}): Promise<Engine> {
+    const logger = options.logger ?? silentLogger;
+    const catalog = Catalog.open(path.join(config.stateDir, CATALOG_FILE_NAME), { clock: options.clock });
+    try {
+      const stagingDir = path.join(config.volumesDir, STAGING_DIR_NAME);
+      await fs.promises.mkdir(stagingDir, { recursive: true, mode: 0o700 });
+      const report = await reconcile({ catalog, destinations: config.destinations, volumesDir: config.volumesDir, stagingDir, logger });
+      return new Engine(config, catalog, options, report);
+    } catch (e) {
+      catalog.close();
+      throw e;
+    }
+  }
+
+  /** Lets running jobs finish up to `deadlineMs`, cancels the rest (they end failed, nothing
+   *  partial), then closes the catalog. */
+  async close(deadlineMs = this.config.jobs.shutdownDeadlineMs): Promise<void> {
+    if (!this.catalog.isOpen) return;
+    await this.queue.close(deadlineMs, 'cancelled: the daemon is shutting down');
+    this.catalog.close();
+  }
+
+  destinations(): Destination[] {
+    return this.config.destinations;
+  }
+
+  stats(): EngineStats {
+    return { jobsRunning: this.queue.running, jobsQueued: this.queue.queued, orphanFiles: this.orphanCount };
+  }
+
+  get catalogOpen(): boolean {
+    return this.catalog.isOpen;
+  }
+
+  countByState(): ReturnType<Catalog['countByState']> {
+    return this.catalog.countByState();
+  }
+
+  byteTotals(): ReturnType<Catalog['sumBytes']> {
+    return this.catalog.sumBytes();
+  }
+
+  /** Catalog against files, on demand (doctor); refreshes the orphan count. */
+  async checkFiles(): Promise<{ orphans: string[]; missing: string[] }> {
+    const r = await scanSnapshotFiles(this.catalog, this.config.destinations);
+    this.orphanCount = r.orphans.length;
+    return r;
+  }
+
+  getSnapshot(id: string, accountId: string | null): SnapshotRecord | undefined {
+    if (!SNAPSHOT_ID_RE.test(id)) return undefined;
+    const row = this.catalog.getSnapshot(id);
+    if (!row || (accountId !== null && row.accountId !== accountId)) return undefined;
+    return row;
+  }
+
+  listSnapshots(q: SnapshotQuery): SnapshotPage {
+    return this.catalog.listSnapshots(q);
+  }
+
+  private destination(id: string): Destination {
+    const dest = this.config.destinations.find((d) => d.id === id);
+    if (!dest) {
+      const known = this.config.destinations.map((d) => d.id).join(', ');
+      throw new EngineError('InvalidParameter', `unknown destination '${id}' (this node has: ${known})`);
+    }
+    return dest;
+  }
+
+  async createSnapshot(req: CreateSnapshotRequest): Promise<SnapshotRecord> {
+    if (this.queue.isClosed) throw new EngineError('ServiceUnavailable', 'the daemon is shutting down; try again on its next start');
+    if (req.storagePoolId !== undefined && req.storagePoolId !== this.nodeId) {
+      throw new EngineError('UnknownStorageNode', `storage node '${req.storagePoolId}' is not this node ('${this.nodeId}')`);
+    }
+    if (!VOLUME_ID_RE.test(req.volumeId)) throw new EngineError('UnknownVolume', `unknown volume '${req.volumeId}'`);
+    const dest = this.destination(req.destinationId);
+    if (req.id !== undefined) {
+      if (!SNAPSHOT_ID_RE.test(req.id)) throw new EngineError('InvalidParameter', `id must match ${SNAPSHOT_ID_RE.source}`);
+      const existing = this.idempotent(req);
+      if (existing) return existing;
+    }
+    const volume = await statVolume(this.config.volumesDir, req.volumeId);
+    if (!volume) throw new EngineError('UnknownVolume', `unknown volume '${req.volumeId}'`);
+    const source = volumePath(this.config.volumesDir, req.volumeId);
+
+    const reflinks = await canReflink(this.config.volumesDir, dest.path).catch(() => false);
+    if (!reflinks) {
+      const [need, free] = await Promise.all([extents(source).then((e) => e.allocatedBytes), freeBytes(dest.path)]);
+      if (need > free) {
+        throw new EngineError('OutOfDiskSpace', `destination '${dest.id}' has ${free} bytes free; a copy of ${req.volumeId} needs ${need}`);
+      }
+    }
+
+    let record: SnapshotRecord | undefined;
+    for (let attempt = 0; record === undefined; attempt++) {
+      try {
+        record = this.catalog.insertSnapshot({
+          id: req.id ?? newSnapshotId(),
+          accountId: req.accountId,
+          originVolumeId: req.volumeId,
+          destinationId: dest.id,
+          storageNodeId: this.nodeId,
+          displayName: req.displayName ?? null,
+          sizeBytes: volume.sizeBytes,
+          method: reflinks ? 'reflink' : 'copy',
+        });
+      } catch (e) {
+        if (!(e instanceof DuplicateSnapshotError)) throw e;
+        if (req.id !== undefined) {
+          const existing = this.idempotent(req);
+          if (existing) return existing;
+        }
+        if (attempt > 5) throw e;
+      }
+    }
+    const id = record.id;
+    void this.queue.push(id, (signal) => this.runCreate(id, source, dest, signal));
+    return record;
+  }
+
+  // A retry with the same caller-chosen id: the same volume gets the existing snapshot back.
+  private idempotent(req: CreateSnapshotRequest): SnapshotRecord | undefined {
+    const existing = this.catalog.getSnapshot(req.id!);
+    if (!existing) return undefined;
+    if (existing.accountId !== req.accountId || existing.originVolumeId !== req.volumeId || existing.destinationId !== req.destinationId) {
+      throw new EngineError('Conflict', `snapshot id '${req.id}' is already used for another volume or destination`);
+    }
+    return existing;
+  }
+
+  private async runCreate(id: string, source: string, dest: Destination, signal: AbortSignal): Promise<void> {
+    const log = this.logger.child({ snapshot_id: id });
+    const started = process.hrtime.bigint();
+    const seconds = (): number => Number(process.hrtime.bigint() - started) / 1e9;
+    const final = snapshotFilePath(dest, id);
+    const interval = this.options.progressIntervalMs ?? 500;
+    let lastWrite = 0;
+    let result: WriteSnapshotResult | undefined;
+    try {
+      if (signal.aborted) throw signal.reason;
+      log.info({ destination: dest.id }, 'snapshot started');
+      result = await writeSnapshotFile(source, final, {
+        stagingDir: this.stagingDir,
+        lease: this.config.allowInconsistentCopy ? 'try' : 'require',
+        chunkBytes: this.options.chunkBytes,
+        signal,
+        onStaged: () => {
+          this.catalog.transition(id, ['creating'], 'registering');
+          log.info({}, 'point-in-time image staged; copying to the destination');
+        },
+        onProgress: (done, total) => {
+          const now = Date.now();
+          if (now - lastWrite < interval || total === 0) return;
+          lastWrite = now;
+          this.catalog.updateProgress(id, done, Math.min(99, Math.floor((done / total) * 100)));
+        },
+      });
+      this.catalog.transition(id, ['creating', 'registering'], 'available', {
+        method: result.method,
+        consistency: result.pointInTime ? 'point-in-time' : 'inconsistent',
+        bytesDone: result.bytesCopied,
+        bytesTotal: result.extents.allocatedBytes,
+        allocatedBytes: result.extents.allocatedBytes,
+        sharedBytes: result.extents.sharedBytes,
+        exclusiveBytes: result.extents.exclusiveBytes,
+      });
+      log.info({ method: result.method, ms: Math.round(result.durationMs), bytes_copied: result.bytesCopied }, 'snapshot available');
+      this.options.observer?.operation('create', 'success', { seconds: seconds(), method: result.method, bytesCopied: result.bytesCopied });
+    } catch (e) {
+      // The file may have been given its final name before the catalog update failed.
+      if (result) await fs.promises.rm(final, { force: true }).catch(() => undefined);
+      const reason = describeFailure(e, this.config.allowInconsistentCopy);
+      log.error({ err: e instanceof Error ? e.message : String(e) }, `snapshot failed: ${reason}`);
+      try {
+        this.catalog.transition(id, ['creating', 'registering'], 'failed', { error: reason });
+      } catch (te) {
+        log.error({ err: String(te) }, 'could not record the failure');
+      }
+      this.options.observer?.operation('create', 'failure', { seconds: seconds() });
+    }
+  }
+
+  async deleteSnapshot(id: string, accountId: string | null): Promise<SnapshotRecord> {
+    const started = process.hrtime.bigint();
+    const row = this.getSnapshot(id, accountId);
+    if (!row) throw new EngineError('UnknownVolumeSnapshot', `unknown volume snapshot '${id}'`);
+    if (row.state !== 'available' && row.state !== 'failed') {
+      throw new EngineError('InvalidVolumeState', `snapshot '${id}' is ${row.state}; only available or failed snapshots can be deleted`);
+    }
+    try {
+      this.catalog.transition(id, ['available', 'failed'], 'deleting');
+    } catch (e) {
+      if (e instanceof StateConflictError) throw new EngineError('InvalidVolumeState', `snapshot '${id}' changed state; try again`);
+      throw e;
+    }
+    const log = this.logger.child({ snapshot_id: id });
+    const dest = this.config.destinations.find((d) => d.id === row.destinationId);
+    try {
+      if (dest) {
+        await fs.promises.rm(snapshotFilePath(dest, id), { force: true });
+        await fsyncDirectory(dest.path);
+      }
+      const deleted = this.catalog.transition(id, ['deleting'], 'deleted');
+      log.info({}, 'snapshot deleted');
+      this.options.observer?.operation('delete', 'success', { seconds: Number(process.hrtime.bigint() - started) / 1e9 });
+      return deleted;
+    } catch (e) {
+      // The row stays 'deleting'; the next start finishes the delete.
+      log.error({ err: String(e) }, 'delete interrupted');
+      this.options.observer?.operation('delete', 'failure', { seconds: Number(process.hrtime.bigint() - started) / 1e9 });
+      throw e;
+    }
+  }
+
+  async restoreSnapshot(req: RestoreRequest): Promise<VolumeInfo> {
+    if (this.queue.isClosed) throw new EngineError('ServiceUnavailable', 'the daemon is shutting down; try again on its next start');
+    const started = process.hrtime.bigint();
+    const row = this.getSnapshot(req.snapshotId, req.accountId);
+    if (!row) throw new EngineError('UnknownVolumeSnapshot', `unknown volume snapshot '${req.snapshotId}'`);
+    if (row.state !== 'available') {
+      throw new EngineError('InvalidVolumeState', `snapshot '${row.id}' is ${row.state}; only an available snapshot can be restored`);
+    }
+    const volumeId = req.volumeId ?? newVolumeId();
+    if (!VOLUME_ID_RE.test(volumeId)) throw new EngineError('InvalidParameter', `volume_id must match ${VOLUME_ID_RE.source}`);
+    const target = volumePath(this.config.volumesDir, volumeId);
+    if (this.restoring.has(volumeId) || fs.existsSync(target)) {
+      throw new EngineError('Conflict', `volume '${volumeId}' already exists; a restore never overwrites a volume`);
+    }
+    const dest = this.destination(row.destinationId);
+    const source = snapshotFilePath(dest, row.id);
+    this.restoring.add(volumeId);
+    const log = this.logger.child({ snapshot_id: row.id, volume_id: volumeId });
+    let failure: unknown;
+    try {
+      await this.queue.push(`restore:${volumeId}`, async (signal) => {
+        try {
+          // Snapshot files are never written after they are made, so no lease is needed.
+          const r = await writeSnapshotFile(source, target, { signal, chunkBytes: this.options.chunkBytes });
+          log.info({ method: r.method, ms: Math.round(r.durationMs) }, 'volume restored');
+          this.options.observer?.operation('restore', 'success', { seconds: Number(process.hrtime.bigint() - started) / 1e9, method: r.method, bytesCopied: r.bytesCopied });
+        } catch (e) {
+          failure = e;
+        }
+      });
+    } finally {
+      this.restoring.delete(volumeId);
+    }
+    if (failure !== undefined) {
+      this.options.observer?.operation('restore', 'failure', { seconds: Number(process.hrtime.bigint() - started) / 1e9 });
+      if (isNativeError(failure, 'ENOSPC')) throw new EngineError('OutOfDiskSpace', describeFailure(failure, false));
+      if (isNativeError(failure, 'EEXIST')) throw new EngineError('Conflict', `volume '${volumeId}' already exists; a restore never overwrites a volume`);
+      throw failure;
+    }
+    const info = await statVolume(this.config.volumesDir, volumeId);
+    if (!info) throw new Error(`restored volume ${volumeId} vanished`);
+    return info;
+  }
+
+  listVolumes(): Promise<VolumeInfo[]> {
+    return listVolumes(this.config.volumesDir);
+  }
+
+  getVolume(id: string): Promise<VolumeInfo | undefined> {
+    return statVolume(this.config.volumesDir, id);
+  }
+
+  async destinationStatus(): Promise<DestinationStatus[]> {
+    return Promise.all(
+      this.config.destinations.map(async (d) => {
+        let freeBytes = 0;
+        let totalBytes = 0;
+        let writable = true;
+        try {
+          const s = await fs.promises.statfs(d.path);
+          freeBytes = s.bavail * s.bsize;
+          totalBytes = s.blocks * s.bsize;
+          await fs.promises.access(d.path, fs.constants.W_OK);
+        } catch {
+          writable = false;
+        }
+        const reflink = writable ? await canReflink(this.config.volumesDir, d.path).catch(() => false) : false;
+        return { id: d.id, displayName: d.displayName, path: d.path, freeBytes, totalBytes, reflink, writable };
+      }),
+    );
+  }
+}
+
+/** A reason an operator can act on, for the snapshot's `error` field. */
+export function describeFailure(e: unknown, allowInconsistent: boolean): string {
+  if (isNativeError(e, 'ECANCELED')) return 'cancelled: the daemon is shutting down';
+  if (isNativeError(e, 'EAGAIN') && e.syscall.startsWith('fcntl')) {
+    return 'the volume is open for writing (a running VM?) and this destination cannot reflink, so a copy would not be point-in-time; stop the VM, use a destination on the volume filesystem, or set allow_inconsistent_copy';
+  }
+  if (isNativeError(e, 'ELEASEBROKEN')) {
+    return 'the volume was opened for writing during the copy, so the copy would not be point-in-time; it was abandoned' + (allowInconsistent ? '' : ' (allow_inconsistent_copy is off)');
+  }
+  if (isNativeError(e, 'ENOSPC')) return `out of disk space: ${e.message}`;
+  if (e instanceof Error && e.message === 'cancelled: the daemon is shutting down') return e.message;
+  return e instanceof Error ? e.message : String(e);
+}
