@@ -3,6 +3,6 @@ export { NativeError, isNativeError } from './errors';
 export { native } from './native';
 export { cloneFile, copySparse, extents, checkSource, checkDestination, MiB, DEFAULT_CHUNK_BYTES } from './operations';
 export type { Extents, CloneOptions, CopyOptions, CopyResult } from './operations';
-export { canReflink, forgetReflinkProbes, REFLINK_REFUSALS } from './probe';
+export { canReflink, forgetReflink, forgetReflinkProbes, REFLINK_REFUSALS } from './probe';
 export { writeSnapshotFile, tempPathFor, stagingPathFor, fsyncDirectory, freeBytes } from './snapshot-file';
 export type { WriteMethod, WriteSnapshotOptions, WriteSnapshotResult } from './snapshot-file';

@@ -25,7 +25,14 @@ export async function canReflink(srcDir: string, dstDir: string): Promise<boolea
   return answer;
 }
 
-/** Forget what was learnt (a filesystem was remounted or replaced; tests). */
+/** Forget what was learnt about one pair, after the kernel refused a clone the probe allowed
+ *  (a filesystem was replaced under the same device number). */
+export async function forgetReflink(srcDir: string, dstDir: string): Promise<void> {
+  const [a, b] = await Promise.all([fs.promises.stat(srcDir), fs.promises.stat(dstDir)]);
+  cache.delete(`${a.dev}:${b.dev}`);
+}
+
+/** Forget everything learnt (filesystems were remounted or replaced; tests). */
 export function forgetReflinkProbes(): void {
   cache.clear();
 }

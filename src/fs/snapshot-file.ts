@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import { NativeError, isNativeError } from './errors';
 import { type ProgressCallback } from './native';
 import { checkDestination, checkSource, cloneFile, copySparse, extents, type Extents } from './operations';
-import { REFLINK_REFUSALS, canReflink } from './probe';
+import { REFLINK_REFUSALS, canReflink, forgetReflink } from './probe';
 
 export type WriteMethod = 'auto' | 'reflink' | 'copy';
 
@@ -109,15 +109,22 @@ export async function writeSnapshotFile(
       } catch (e) {
         if (method === 'reflink' || !isNativeError(e, ...REFLINK_REFUSALS)) throw e;
         await fs.promises.rm(temp, { force: true });
+        await forgetReflink(path.dirname(source), dir);
       }
     }
     if (!reflinked) {
       used = 'copy';
       let from = source;
       if (method === 'auto' && staging && (await canReflink(path.dirname(source), path.dirname(staging)))) {
-        await cloneFile(source, staging, { signal: options.signal });
-        from = staging;
-        staged = true;
+        try {
+          await cloneFile(source, staging, { signal: options.signal });
+          from = staging;
+          staged = true;
+        } catch (e) {
+          if (!isNativeError(e, ...REFLINK_REFUSALS)) throw e;
+          await fs.promises.rm(staging, { force: true });
+          await forgetReflink(path.dirname(source), path.dirname(staging));
+        }
       }
       await checkSpaceForCopy(from, dir);
       options.onStaged?.();

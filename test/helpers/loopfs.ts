@@ -5,6 +5,8 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
+import { forgetReflinkProbes } from '../../src/fs';
+
 export type FsKind = 'xfs' | 'btrfs' | 'ext4';
 
 export interface TestFs {
@@ -60,6 +62,8 @@ export function makeFs(kind: FsKind, sizeMiB = 512): TestFs {
   fs.truncateSync(image, Math.max(sizeMiB, MKFS[kind].minMiB) * 1024 * 1024);
   execFileSync(MKFS[kind].tool, [...MKFS[kind].args, image], { stdio: 'pipe' });
   execFileSync('mount', ['-o', 'loop', image, mountPoint], { stdio: 'pipe' });
+  // Loop devices (and so st_dev numbers) are reused from test to test.
+  forgetReflinkProbes();
   const testFs: TestFs = {
     kind,
     mountPoint,
