@@ -172,12 +172,12 @@ export class Catalog {
   static open(path: string, options: CatalogOptions = {}): Catalog {
     let db: Database.Database;
     try {
-      db = new Database(path, { timeout: options.busyTimeoutMs ?? 5000 });
+      // `timeout` is SQLite's busy_timeout: a write waits this long for another connection's lock.
+      db = new Database(path, { timeout: Math.max(0, Math.floor(options.busyTimeoutMs ?? 5000)) });
     } catch (err) {
       throw new CatalogError(`cannot open catalog ${path}: ${errorMessage(err)}`, { cause: err });
     }
     try {
-      db.pragma(`busy_timeout = ${Math.max(0, Math.floor(options.busyTimeoutMs ?? 5000))}`);
       const mode = db.pragma('journal_mode = WAL', { simple: true });
       if (mode !== 'wal') throw new CatalogError(`catalog ${path}: cannot use WAL journal mode (got ${String(mode)})`);
       db.pragma('synchronous = FULL');

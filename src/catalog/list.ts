@@ -3,7 +3,7 @@
 // filtered set.
 //
 // Filters are optional, so there are several statement shapes; each is prepared the first time it
-// is needed and reused after (at most 2^6 of them).
+// is needed and reused after (a few dozen shapes at most).
 //
 // The total is the expensive half: counting 100,000 rows takes milliseconds. When the only filters
 // are account and state, the live part comes from snapshot_totals (kept by triggers) and only the
