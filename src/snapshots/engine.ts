@@ -111,6 +111,11 @@ export class Engine implements SnapshotEngine {
     return this.catalog.countByState();
   }
 
+  /** [] when the catalog is healthy (SQLite integrity_check and the catalog's own totals). */
+  integrityCheck(): string[] {
+    return this.catalog.integrityCheck();
+  }
+
   byteTotals(): ReturnType<Catalog['sumBytes']> {
     return this.catalog.sumBytes();
   }
