@@ -6,6 +6,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifySchema, type FastifyRequest, type RouteOptions } from 'fastify';
 import type { IncomingMessage } from 'node:http';
+import type * as https from 'node:https';
 import type { Socket } from 'node:net';
 import type { Config } from '../config';
 import type { SnapshotEngine } from '../snapshots/types';
@@ -44,6 +45,10 @@ export interface BuildServerOptions {
   logger?: boolean | object;
   clock?: () => number;
   version?: string;
+  /** TLS for main's listener (cert, key; ca with requestCert for mutual TLS). */
+  https?: https.ServerOptions;
+  /** Runs on the bare app before any route exists: where metrics.install(app) goes. */
+  beforeRoutes?: (app: FastifyInstance) => void;
 }
 
 /** volsnapd's version, from the nearest package.json named volsnapd above this file. */
@@ -128,6 +133,7 @@ export function buildServer(opts: BuildServerOptions): FastifyInstance {
 
   const app = Fastify({
     ...(isLoggerInstance(logger) ? { loggerInstance: logger } : { logger }),
+    ...(opts.https ? { https: opts.https } : {}),
     genReqId,
     requestIdHeader: false,
     bodyLimit: BODY_LIMIT,
@@ -190,6 +196,7 @@ export function buildServer(opts: BuildServerOptions): FastifyInstance {
     return renderFormat(request, reply, payload);
   });
 
+  opts.beforeRoutes?.(app);
   app.register(async (root) => {
     await healthRoutes(root, ctx);
   });
