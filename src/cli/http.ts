@@ -85,7 +85,13 @@ export async function call<T = unknown>(
     text = await res.text();
   } catch (e) {
     const cause = e instanceof Error && e.cause instanceof Error ? e.cause : e;
-    const why = cause instanceof Error ? ((cause as NodeJS.ErrnoException).code ?? cause.name) + ': ' + cause.message : String(cause);
+    const code = cause instanceof Error ? (cause as { code?: unknown }).code : undefined;
+    const why =
+      cause instanceof Error && (cause.name === 'TimeoutError' || cause.name === 'AbortError')
+        ? `no answer within ${opts.timeoutMs / 1000} s`
+        : cause instanceof Error
+          ? `${typeof code === 'string' ? code : cause.name}: ${cause.message}`
+          : String(cause);
     throw new UnreachableError(node, `${node} is unreachable (${why})`);
   }
   let parsed: unknown;
