@@ -295,8 +295,12 @@ async function cmdRestore(ctx: Ctx, positionals: string[]): Promise<number> {
   return EXIT.ok;
 }
 
+// GET /api/storage_node destinations: destination_id/destination_name (older drafts: id/display_name);
+// path and filesystem are shown when the node sends them.
 interface NodeDestination {
-  id: string;
+  destination_id?: string;
+  destination_name?: string;
+  id?: string;
   display_name?: string;
   path?: string;
   filesystem?: string;
@@ -305,6 +309,8 @@ interface NodeDestination {
   reflink?: boolean;
   writable?: boolean;
 }
+
+const destId = (d: NodeDestination): string => d.destination_id ?? d.id ?? '?';
 
 interface StorageNodeDoc {
   id?: string;
@@ -347,11 +353,22 @@ async function cmdDoctor(ctx: Ctx, positionals: string[]): Promise<number> {
       print(ctx, `node ${r.node}${sn.id ? ` (${sn.id}${sn.version ? `, volsnapd ${sn.version}` : ''})` : ''}\n`);
       const dests = sn.destinations ?? [];
       const yesNo = (b: boolean | undefined) => (b === undefined ? '-' : b ? 'yes' : 'NO');
+      const withPath = dests.some((d) => d.path !== undefined);
+      const withFs = dests.some((d) => d.filesystem !== undefined);
       print(
         ctx,
         table(
-          ['  DESTINATION', 'PATH', 'FILESYSTEM', 'REFLINK', 'WRITABLE', 'FREE', 'TOTAL'],
-          dests.map((d) => [`  ${d.id}`, d.path ?? '-', d.filesystem ?? '-', yesNo(d.reflink), yesNo(d.writable), bytes(d.free_bytes), bytes(d.total_bytes)]),
+          ['  DESTINATION', 'NAME', ...(withPath ? ['PATH'] : []), ...(withFs ? ['FILESYSTEM'] : []), 'REFLINK', 'WRITABLE', 'FREE', 'TOTAL'],
+          dests.map((d) => [
+            `  ${destId(d)}`,
+            d.destination_name ?? d.display_name ?? '-',
+            ...(withPath ? [d.path ?? '-'] : []),
+            ...(withFs ? [d.filesystem ?? '-'] : []),
+            yesNo(d.reflink),
+            yesNo(d.writable),
+            bytes(d.free_bytes),
+            bytes(d.total_bytes),
+          ]),
         ),
       );
       if (!r.check) print(ctx, '  catalog vs files: this node does not offer the check (GET /api/storage_node/doctor)\n');
@@ -369,7 +386,7 @@ async function cmdDoctor(ctx: Ctx, positionals: string[]): Promise<number> {
 
 function problemsOf(sn: StorageNodeDoc, check: FileCheck | null): string[] {
   const out: string[] = [];
-  for (const d of sn.destinations ?? []) if (d.writable === false) out.push(`destination '${d.id}' is not writable`);
+  for (const d of sn.destinations ?? []) if (d.writable === false) out.push(`destination '${destId(d)}' is not writable`);
   if (check) {
     if (check.orphans.length > 0) out.push(`${check.orphans.length} file(s) in destinations that no snapshot claims`);
     if (check.missing.length > 0) out.push(`${check.missing.length} snapshot(s) whose file is missing`);
