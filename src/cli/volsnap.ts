@@ -1,9 +1,10 @@
 #!/usr/bin/env node
 // volsnap: the operator's command line over the HTTP API of one storage node or several.
 import * as fs from 'node:fs';
-import { parseArgs } from 'node:util';
 
-import { ApiCallError, EXIT, UnreachableError, UsageError, call, locate, normaliseNode, onEach, type ClientOptions } from './http';
+import { arg, exitCodeOf, noMore, parse, positiveNumber, print, printError, printJson, reportErrors, type Ctx, type Io, type ParsedValues } from './context';
+import { cmdDoctor } from './doctor';
+import { ApiCallError, EXIT, UsageError, call, locate, normaliseNode, onEach } from './http';
 import { ProgressReporter, bytes, shortTime, table } from './output';
 
 export const DEFAULT_NODE = 'http://127.0.0.1:9001';
@@ -43,46 +44,7 @@ Exit codes:
   5  doctor: a problem was found (orphan or missing files, a destination not writable)
 `;
 
-interface Io {
-  stdout: NodeJS.WriteStream;
-  stderr: NodeJS.WriteStream;
-  env: NodeJS.ProcessEnv;
-}
-
-interface Ctx extends ClientOptions {
-  nodes: string[];
-  json: boolean;
-  io: Io;
-  values: ParsedValues;
-}
-
-type ParsedValues = ReturnType<typeof parse>['values'];
-
 type Doc = Record<string, unknown> & { id: string; state: string };
-
-function parse(argv: string[]) {
-  return parseArgs({
-    args: argv,
-    allowPositionals: true,
-    strict: true,
-    options: {
-      node: { type: 'string', multiple: true },
-      nodes: { type: 'string' },
-      token: { type: 'string' },
-      account: { type: 'string' },
-      json: { type: 'boolean' },
-      timeout: { type: 'string' },
-      help: { type: 'boolean', short: 'h' },
-      destination: { type: 'string' },
-      name: { type: 'string' },
-      wait: { type: 'boolean' },
-      'poll-ms': { type: 'string' },
-      'wait-timeout': { type: 'string' },
-      'volume-id': { type: 'string' },
-      state: { type: 'string' },
-    },
-  });
-}
 
 function resolveNodes(values: ParsedValues, env: NodeJS.ProcessEnv): string[] {
   let raw: string[];
@@ -104,27 +66,7 @@ function resolveNodes(values: ParsedValues, env: NodeJS.ProcessEnv): string[] {
   return [...new Set(raw.map(normaliseNode))];
 }
 
-function positiveNumber(value: string | undefined, flag: string, fallback: number): number {
-  if (value === undefined) return fallback;
-  const n = Number(value);
-  if (!Number.isFinite(n) || n <= 0) throw new UsageError(`${flag} must be a positive number, not '${value}'`);
-  return n;
-}
-
-function arg(positionals: string[], i: number, what: string, usage: string): string {
-  const v = positionals[i];
-  if (v === undefined || v === '') throw new UsageError(`missing ${what}; usage: volsnap ${usage}`);
-  return v;
-}
-
-function noMore(positionals: string[], n: number, usage: string): void {
-  if (positionals.length > n) throw new UsageError(`unexpected argument '${positionals[n]}'; usage: volsnap ${usage}`);
-}
-
 const enc = encodeURIComponent;
-const print = (ctx: Ctx, text: string) => ctx.io.stdout.write(text);
-const printJson = (ctx: Ctx, value: unknown) => ctx.io.stdout.write(JSON.stringify(value, null, 2) + '\n');
-
 function showText(doc: Record<string, unknown>, node?: string): string {
   const entries = Object.entries(doc);
   if (node) entries.unshift(['node', node]);
@@ -177,40 +119,6 @@ async function cmdLs(ctx: Ctx, positionals: string[]): Promise<number> {
     ]);
   print(ctx, table([...(several ? ['NODE'] : []), 'ID', 'STATE', 'VOLUME', 'DEST', 'SIZE', 'METHOD', 'EXCLUSIVE', 'CREATED'], rows));
   return code;
-}
-
-/** Prints per-node errors on stderr; the exit code they call for (unreachable over API errors). */
-function reportErrors(ctx: Ctx, errors: Error[]): number {
-  let code: number = EXIT.ok;
-  for (const e of errors) {
-    printError(ctx, e);
-    const c = exitCodeOf(e);
-    if (c === EXIT.unreachable || code === EXIT.ok) code = c;
-  }
-  return code;
-}
-
-function exitCodeOf(e: unknown): number {
-  if (e instanceof UsageError || e instanceof ApiCallError || e instanceof UnreachableError) return e.exitCode;
-  return EXIT.api;
-}
-
-function printError(ctx: Ctx | { json: boolean; io: Io }, e: unknown): void {
-  if (ctx.json) {
-    const body =
-      e instanceof ApiCallError || e instanceof UnreachableError
-        ? e.toJSON()
-        : { error: e instanceof UsageError ? 'UsageError' : 'Error', message: e instanceof Error ? e.message : String(e) };
-    ctx.io.stderr.write(JSON.stringify(body) + '\n');
-    return;
-  }
-  if (e instanceof ApiCallError) {
-    ctx.io.stderr.write(`volsnap: ${e.node}: ${e.error}${e.code ? ` (${e.code})` : ''}: ${e.message}\n`);
-  } else if (e instanceof UsageError) {
-    ctx.io.stderr.write(`volsnap: ${e.message}\nTry 'volsnap --help'.\n`);
-  } else {
-    ctx.io.stderr.write(`volsnap: ${e instanceof Error ? e.message : String(e)}\n`);
-  }
 }
 
 function findSnapshot(ctx: Ctx, id: string): Promise<{ node: string; value: Doc }> {
@@ -293,105 +201,6 @@ async function cmdRestore(ctx: Ctx, positionals: string[]): Promise<number> {
   if (ctx.json) printJson(ctx, vol);
   else print(ctx, showText(vol, ctx.nodes.length > 1 ? node : undefined));
   return EXIT.ok;
-}
-
-// GET /api/storage_node destinations: destination_id/destination_name (older drafts: id/display_name);
-// path and filesystem are shown when the node sends them.
-interface NodeDestination {
-  destination_id?: string;
-  destination_name?: string;
-  id?: string;
-  display_name?: string;
-  path?: string;
-  filesystem?: string;
-  free_bytes?: number;
-  total_bytes?: number;
-  reflink?: boolean;
-  writable?: boolean;
-}
-
-const destId = (d: NodeDestination): string => d.destination_id ?? d.id ?? '?';
-
-interface StorageNodeDoc {
-  id?: string;
-  version?: string;
-  destinations?: NodeDestination[];
-  [k: string]: unknown;
-}
-
-interface FileCheck {
-  orphans: string[];
-  missing: string[];
-}
-
-async function cmdDoctor(ctx: Ctx, positionals: string[]): Promise<number> {
-  noMore(positionals, 0, 'doctor');
-  const reports = await onEach(ctx.nodes, async (node) => {
-    const [storageNode, check] = await Promise.all([
-      call<StorageNodeDoc>(node, 'GET', '/api/storage_node', ctx),
-      call<FileCheck>(node, 'GET', '/api/storage_node/doctor', ctx).catch((e: unknown) => {
-        // A node without the check answers 404 for the route itself: say so, do not fail.
-        if (e instanceof ApiCallError && e.status === 404) return null;
-        throw e;
-      }),
-    ]);
-    return { node, storage_node: storageNode, check };
-  });
-  let code = reportErrors(ctx, reports.map((r) => r.error).filter((e): e is Error => e !== undefined));
-  const ok = reports.flatMap((r) => (r.value ? [r.value] : []));
-  let problems = false;
-  for (const r of ok) {
-    const dests = r.storage_node.destinations ?? [];
-    if (dests.some((d) => d.writable === false)) problems = true;
-    if (r.check && (r.check.orphans.length > 0 || r.check.missing.length > 0)) problems = true;
-  }
-  if (ctx.json) {
-    printJson(ctx, ok.map((r) => ({ ...r, problems: problemsOf(r.storage_node, r.check) })));
-  } else {
-    for (const r of ok) {
-      const sn = r.storage_node;
-      print(ctx, `node ${r.node}${sn.id ? ` (${sn.id}${sn.version ? `, volsnapd ${sn.version}` : ''})` : ''}\n`);
-      const dests = sn.destinations ?? [];
-      const yesNo = (b: boolean | undefined) => (b === undefined ? '-' : b ? 'yes' : 'NO');
-      const withPath = dests.some((d) => d.path !== undefined);
-      const withFs = dests.some((d) => d.filesystem !== undefined);
-      print(
-        ctx,
-        table(
-          ['  DESTINATION', 'NAME', ...(withPath ? ['PATH'] : []), ...(withFs ? ['FILESYSTEM'] : []), 'REFLINK', 'WRITABLE', 'FREE', 'TOTAL'],
-          dests.map((d) => [
-            `  ${destId(d)}`,
-            d.destination_name ?? d.display_name ?? '-',
-            ...(withPath ? [d.path ?? '-'] : []),
-            ...(withFs ? [d.filesystem ?? '-'] : []),
-            yesNo(d.reflink),
-            yesNo(d.writable),
-            bytes(d.free_bytes),
-            bytes(d.total_bytes),
-          ]),
-        ),
-      );
-      if (!r.check) print(ctx, '  catalog vs files: this node does not offer the check (GET /api/storage_node/doctor)\n');
-      else {
-        print(ctx, `  catalog vs files: ${r.check.orphans.length} orphan file(s), ${r.check.missing.length} missing file(s)\n`);
-        for (const o of r.check.orphans) print(ctx, `    orphan   ${o}\n`);
-        for (const m of r.check.missing) print(ctx, `    missing  ${m}\n`);
-      }
-      for (const p of problemsOf(sn, r.check)) print(ctx, `  problem: ${p}\n`);
-    }
-  }
-  if (code === EXIT.ok && problems) code = EXIT.doctorProblems;
-  return code;
-}
-
-function problemsOf(sn: StorageNodeDoc, check: FileCheck | null): string[] {
-  const out: string[] = [];
-  for (const d of sn.destinations ?? []) if (d.writable === false) out.push(`destination '${destId(d)}' is not writable`);
-  if (check) {
-    if (check.orphans.length > 0) out.push(`${check.orphans.length} file(s) in destinations that no snapshot claims`);
-    if (check.missing.length > 0) out.push(`${check.missing.length} snapshot(s) whose file is missing`);
-  }
-  return out;
 }
 
 const COMMANDS: Record<string, (ctx: Ctx, positionals: string[]) => Promise<number>> = {
