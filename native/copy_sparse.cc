@@ -18,7 +18,7 @@ namespace {
 
 enum LeaseMode { kLeaseNone = 0, kLeaseTry = 1, kLeaseRequire = 2 };
 
-constexpr size_t kFallbackBuffer = 1 << 20;
+constexpr size_t kFallbackBuffer = 128 << 10;
 
 class CopySparseWorker : public PromiseWorker {
  public:
@@ -54,6 +54,9 @@ class CopySparseWorker : public PromiseWorker {
 
     Fd out(::open(dst_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
     if (!out.ok()) return Fail({errno, "", "open", dst_, ""});
+
+    // Volumes are read front to back once: a larger readahead window, as cp asks for.
+    ::posix_fadvise(in.get(), 0, 0, POSIX_FADV_SEQUENTIAL);
 
     if (!CountData(in.get())) return;
     progress.Send(new Progress{0, dataBytes_}, 1);
