@@ -42,6 +42,28 @@ export const PAGING_QUERY_PROPERTIES = {
   },
 } as const;
 
+/**
+ * preValidation for start/limit: only plain decimal digits, given once. The schema's coercion alone
+ * would read "0x10", "1e3" or " 7" as numbers; api.md wants anything but an integer refused.
+ * Range checks (>= 0, >= 1, <= MAX_LIMIT) stay in the schema.
+ */
+export async function strictPaging(request: FastifyRequest): Promise<void> {
+  const q = (request.query ?? {}) as Record<string, unknown>;
+  for (const name of ['start', 'limit']) {
+    const v = q[name];
+    if (v === undefined) continue;
+    if (typeof v !== 'string') throw new ApiError('InvalidParameter', `${name} must be given once, as a decimal integer`);
+    if (/^[0-9]{1,16}$/.test(v)) continue;
+    const shown = JSON.stringify(v.length > 32 ? `${v.slice(0, 32)}…` : v);
+    throw new ApiError(
+      'InvalidParameter',
+      /^-[0-9]+$/.test(v)
+        ? `${name} must be ${name === 'start' ? '>= 0' : '>= 1'}, got ${shown}`
+        : `${name} must be a decimal integer, got ${shown}`,
+    );
+  }
+}
+
 export interface Paging {
   start?: number;
   limit?: number;
@@ -68,10 +90,17 @@ export async function dropEmptyParams(request: FastifyRequest): Promise<void> {
   }
 }
 
-/** A body that is not an object (a JSON array, string or number) is refused before validation. */
+/**
+ * preValidation: no body is no parameters (they may all be in the query string); a body that is not
+ * an object (a JSON array, string or number) is refused with a clear message.
+ */
 export async function requireObjectBody(request: FastifyRequest): Promise<void> {
   const body = request.body;
-  if (body !== undefined && (body === null || typeof body !== 'object' || Array.isArray(body))) {
+  if (body === undefined) {
+    request.body = {};
+    return;
+  }
+  if (body === null || typeof body !== 'object' || Array.isArray(body)) {
     throw new ApiError('InvalidParameter', 'the request body must be an object of parameters');
   }
 }

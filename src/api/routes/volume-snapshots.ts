@@ -1,6 +1,6 @@
 // /api/volume_snapshots: index, show, create, destroy, upload_destination (api.md).
 
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import { SNAPSHOT_STATES, type SnapshotQuery, type SnapshotState } from '../../catalog';
 import { DESTINATION_ID_PATTERN, NODE_ID_PATTERN, SNAPSHOT_ID_PATTERN, VOLUME_ID_PATTERN } from '../../ids';
 import { listDocument, listSchema, snapshotDocument } from '../document';
@@ -11,6 +11,7 @@ import {
   dropEmptyParams,
   mergedParams,
   requireObjectBody,
+  strictPaging,
   type ApiContext,
   type Paging,
 } from './context';
@@ -107,11 +108,12 @@ export async function volumeSnapshotRoutes(app: FastifyInstance, ctx: ApiContext
         },
         response: { 200: listSchema('SnapshotDocument') },
       },
+      preValidation: strictPaging,
       config: { errors: ['InvalidParameter', 'InvalidRequestCredentials'] },
     },
-    async (request: FastifyRequest<{ Querystring: IndexQuery }>) => {
+    async (request) => {
       const caller = callerOf(request);
-      const q = request.query;
+      const q = request.query as IndexQuery;
       const query: SnapshotQuery = { accountId: caller.accountId, now: ctx.clock(), start: q.start ?? 0, limit: q.limit ?? null };
       if (q.state !== undefined) query.states = parseStates(q.state);
       if (q.volume_id !== undefined) query.originVolumeId = q.volume_id;
@@ -178,10 +180,11 @@ export async function volumeSnapshotRoutes(app: FastifyInstance, ctx: ApiContext
       },
       config: { malformedIdError: 'UnknownVolumeSnapshot', errors: ['UnknownVolumeSnapshot', 'InvalidRequestCredentials'] },
     },
-    async (request: FastifyRequest<{ Params: { id: string } }>) => {
+    async (request) => {
+      const { id } = request.params as { id: string };
       const caller = callerOf(request);
-      const record = engine.getSnapshot(request.params.id, caller.accountId);
-      if (!record) throw new ApiError('UnknownVolumeSnapshot', `Unknown volume snapshot: ${request.params.id}`);
+      const record = engine.getSnapshot(id, caller.accountId);
+      if (!record) throw new ApiError('UnknownVolumeSnapshot', `Unknown volume snapshot: ${id}`);
       return toDocument(record);
     },
   );
@@ -247,9 +250,10 @@ export async function volumeSnapshotRoutes(app: FastifyInstance, ctx: ApiContext
         errors: ['UnknownVolumeSnapshot', 'InvalidVolumeState', 'InvalidRequestCredentials'],
       },
     },
-    async (request: FastifyRequest<{ Params: { id: string } }>) => {
+    async (request) => {
+      const { id } = request.params as { id: string };
       const caller = callerOf(request);
-      const record = await engine.deleteSnapshot(request.params.id, caller.accountId);
+      const record = await engine.deleteSnapshot(id, caller.accountId);
       return [record.id];
     },
   );

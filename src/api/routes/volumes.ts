@@ -1,7 +1,7 @@
 // /api/volumes: the volumes this node holds, and restore (dcmgr created a volume from a snapshot by
 // POSTing snapshot_id to volumes). Same conventions as volume_snapshots.
 
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import { SNAPSHOT_ID_PATTERN, VOLUME_ID_PATTERN } from '../../ids';
 import { listDocument, listSchema, volumeDocument } from '../document';
 import { ApiError } from '../errors';
@@ -11,6 +11,7 @@ import {
   dropEmptyParams,
   mergedParams,
   requireObjectBody,
+  strictPaging,
   type ApiContext,
   type Paging,
 } from './context';
@@ -41,12 +42,12 @@ export async function volumeRoutes(app: FastifyInstance, ctx: ApiContext): Promi
         querystring: { type: 'object', additionalProperties: false, properties: { ...PAGING_QUERY_PROPERTIES } },
         response: { 200: listSchema('VolumeDocument') },
       },
+      preValidation: strictPaging,
       config: { errors: ['InvalidParameter', 'InvalidRequestCredentials'] },
     },
-    async (request: FastifyRequest<{ Querystring: Paging }>) => {
+    async (request) => {
       callerOf(request);
-      const start = request.query.start ?? 0;
-      const limit = request.query.limit ?? null;
+      const { start = 0, limit = null } = request.query as Paging;
       const all = await engine.listVolumes();
       const page = all.slice(start, limit === null ? undefined : start + limit);
       return listDocument(all.length, start, limit, page.map((v) => volumeDocument(v, engine.nodeId)));
@@ -64,10 +65,11 @@ export async function volumeRoutes(app: FastifyInstance, ctx: ApiContext): Promi
       },
       config: { malformedIdError: 'UnknownVolume', errors: ['UnknownVolume', 'InvalidRequestCredentials'] },
     },
-    async (request: FastifyRequest<{ Params: { id: string } }>) => {
+    async (request) => {
+      const { id } = request.params as { id: string };
       callerOf(request);
-      const volume = await engine.getVolume(request.params.id);
-      if (!volume) throw new ApiError('UnknownVolume', `Unknown volume: ${request.params.id}`);
+      const volume = await engine.getVolume(id);
+      if (!volume) throw new ApiError('UnknownVolume', `Unknown volume: ${id}`);
       return volumeDocument(volume, engine.nodeId);
     },
   );
