@@ -188,23 +188,29 @@ describe.skipIf(!canMake('xfs') || !canMake('ext4'))('XFS volumes, ext4 destinat
     const volume = path.join(xfs.mountPoint, 'vol-lease');
     writeDense(volume, 200 * MiB, 64 * MiB);
     const snap = path.join(ext4.mountPoint, 'snap-lease.snap');
+    // The writer is started first and opens the volume for writing when told, so a slow process
+    // start cannot let the copy finish before the writer arrives.
+    const writer = spawn(process.execPath, [
+      '-e',
+      `process.stdin.once('data',()=>{const fs=require('fs');const t=Date.now();fs.closeSync(fs.openSync(${JSON.stringify(volume)},'r+'));console.log(Date.now()-t);process.exit(0)})`,
+    ]);
     let writerMs = -1;
-    let writer: ReturnType<typeof spawn> | undefined;
-    const copying = writeSnapshotFile(volume, snap, {
+    writer.stdout!.on('data', (d: Buffer) => (writerMs = Number(d.toString())));
+    const exited = new Promise((resolve) => writer.once('exit', resolve));
+    let told = false;
+    const err = await writeSnapshotFile(volume, snap, {
       method: 'copy',
       lease: 'require',
-      chunkBytes: 1 * MiB,
+      chunkBytes: 64 * 1024,
       onProgress: (done) => {
-        if (done === 0 || writer) return;
-        writer = spawn(process.execPath, [
-          '-e',
-          `const t=Date.now();require('fs').closeSync(require('fs').openSync(${JSON.stringify(volume)},'r+'));console.log(Date.now()-t)`,
-        ]);
-        writer.stdout!.on('data', (d: Buffer) => (writerMs = Number(d.toString())));
+        if (done === 0 || told) return;
+        told = true;
+        writer.stdin!.write('open\n');
       },
-    });
-    const err = await copying.catch((e) => e);
-    await new Promise((resolve) => (writer ? writer.once('exit', resolve) : resolve(null)));
+    }).catch((e) => e);
+    if (!told) writer.stdin!.write('open\n');
+    await exited;
+    expect(told).toBe(true);
     expect(err).toMatchObject({ code: 'ELEASEBROKEN' });
     expect(fs.existsSync(snap)).toBe(false);
     noTempFiles(ext4.mountPoint);
