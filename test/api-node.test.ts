@@ -110,6 +110,24 @@ describe('storage_node, destinations and health', () => {
     }
   });
 
+  it('doctor lists orphan files and missing ones, each account seeing only its own and the unowned', async () => {
+    const local = d.config.destinations.find((x) => x.id === 'local')!.path;
+    const orphan = path.join(local, 'snap-orphan01.snap');
+    fs.writeFileSync(orphan, 'left behind');
+    const theirs = await snapshot('vol-node0002', 'a-other0001');
+    fs.rmSync(path.join(local, `${theirs}.snap`));
+    try {
+      const mine = await call(d, 'GET', '/api/storage_node/doctor');
+      expect(mine.status).toBe(200);
+      expect(mine.json).toEqual({ orphans: [orphan], missing: [] });
+      const other = await call(d, 'GET', '/api/storage_node/doctor', { account: 'a-other0001' });
+      expect(other.json).toEqual({ orphans: [orphan], missing: [theirs] });
+      expectError(await call(d, 'GET', '/api/storage_node/doctor', { account: null }), 'InvalidRequestCredentials');
+    } finally {
+      fs.rmSync(orphan);
+    }
+  });
+
   it('upload_destination puts local first whatever the config order', async () => {
     expect((await call(d, 'GET', '/api/volume_snapshots/upload_destination')).json).toEqual([
       { results: [{ destination_id: 'local', destination_name: 'Local Store' }, { destination_id: 'backup', destination_name: 'Backup disk' }] },
@@ -145,6 +163,7 @@ describe('the OpenAPI document', () => {
       [
         '/api/openapi',
         '/api/storage_node',
+        '/api/storage_node/doctor',
         '/api/volume_snapshots',
         '/api/volume_snapshots/upload_destination',
         '/api/volume_snapshots/{id}',

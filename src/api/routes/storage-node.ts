@@ -1,7 +1,21 @@
 // /api/storage_node: this node's id, version and destinations with capacity and reflink ability.
 
 import type { FastifyInstance } from 'fastify';
+import * as path from 'node:path';
+import type { SnapshotEngine } from '../../snapshots/types';
+import { ApiError } from '../errors';
 import { callerOf, type ApiContext } from './context';
+
+/** The catalog-against-files check (Engine has it; the SnapshotEngine interface does not require it). */
+interface FileChecker {
+  checkFiles(): Promise<{ orphans: string[]; missing: string[] }>;
+}
+
+function canCheckFiles(engine: SnapshotEngine): engine is SnapshotEngine & FileChecker {
+  return typeof (engine as Partial<FileChecker>).checkFiles === 'function';
+}
+
+const SNAPSHOT_FILE = /^(snap-[a-z0-9]+)\.snap$/;
 
 export async function storageNodeRoutes(app: FastifyInstance, ctx: ApiContext): Promise<void> {
   const { engine } = ctx;
@@ -63,6 +77,44 @@ export async function storageNodeRoutes(app: FastifyInstance, ctx: ApiContext): 
         })),
         jobs_running: stats.jobsRunning,
         jobs_queued: stats.jobsQueued,
+      };
+    },
+  );
+
+  app.get(
+    '/api/storage_node/doctor',
+    {
+      schema: {
+        summary: 'the catalog checked against the files: snapshot files with no row (orphans), available rows with no file (missing)',
+        description:
+          'An admin token without an account sees the whole node; any other caller sees the unowned files and what belongs to its account.',
+        tags: ['storage_node'],
+        response: {
+          200: {
+            type: 'object',
+            required: ['orphans', 'missing'],
+            properties: {
+              orphans: { type: 'array', items: { type: 'string' }, description: 'paths of snapshot files no live row accounts for' },
+              missing: { type: 'array', items: { type: 'string' }, description: 'ids of available snapshots whose file is gone' },
+            },
+          },
+        },
+      },
+      config: { errors: ['InvalidRequestCredentials', 'NotFound'] },
+    },
+    async (request) => {
+      const caller = callerOf(request);
+      if (!canCheckFiles(engine)) throw new ApiError('NotFound', 'this node does not offer the file check');
+      const report = await engine.checkFiles();
+      if (caller.accountId === null) return report;
+      // Another account's snapshots stay invisible, here as everywhere.
+      const visible = (id: string | undefined): boolean => {
+        const row = id === undefined ? undefined : engine.getSnapshot(id, null);
+        return row === undefined || row.accountId === caller.accountId;
+      };
+      return {
+        orphans: report.orphans.filter((file) => visible(SNAPSHOT_FILE.exec(path.basename(file))?.[1])),
+        missing: report.missing.filter((id) => visible(id)),
       };
     },
   );
