@@ -203,6 +203,10 @@ describe('show', () => {
       expect(r.status, p).toBe(200);
       expect(r.json).toEqual(mine);
     }
+    // A trailing slash is the same path.
+    const slash = await call(d, 'GET', '/api/volume_snapshots/');
+    expect(slash.status).toBe(200);
+    expect(slash.json[0].owner_total).toBeGreaterThan(0);
   });
 });
 
