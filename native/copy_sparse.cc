@@ -158,6 +158,11 @@ class CopySparseWorker : public PromiseWorker {
     if (buffer_.empty()) buffer_.resize(kFallbackBuffer);
     uint64_t total = 0;
     while (total < n) {
+      // A chunk can be long when writeback throttles us; stop inside it too.
+      if (IsCancelled(cancel_)) {
+        Fail({ECANCELED, "ECANCELED", "copySparse", dst_, "cancelled"});
+        return false;
+      }
       size_t want = static_cast<size_t>(std::min<uint64_t>(n - total, buffer_.size()));
       ssize_t r = ::pread(in, buffer_.data(), want, static_cast<off_t>(off + total));
       if (r < 0) {

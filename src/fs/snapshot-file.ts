@@ -127,7 +127,7 @@ export async function writeSnapshotFile(
         }
       }
       await checkSpaceForCopy(from, dir);
-      options.onStaged?.();
+      if (staged) options.onStaged?.();
       const copied = await copySparse(from, temp, {
         ...common,
         chunkBytes: options.chunkBytes,
