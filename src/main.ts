@@ -1,11 +1,15 @@
 #!/usr/bin/env node
 // volsnapd: load the configuration, open the engine (start-up reconciliation runs before anything
-// is served), listen, and close in order on SIGTERM/SIGINT.
+// is served), listen, tell systemd, and close in order on SIGTERM/SIGINT: stop accepting, let
+// running jobs finish up to jobs.shutdown_deadline_seconds, cancel the rest (they end failed,
+// nothing partial), close the catalog. A second signal cancels the jobs at once.
 
 import * as fs from 'node:fs';
 import type * as https from 'node:https';
 import { buildServer, createLogger, packageVersion } from './api/server';
 import { ConfigError, ensureDirectories, loadConfig, type Config } from './config';
+import { createMetrics } from './metrics';
+import { createNotifier } from './sd-notify';
 import type { Engine } from './snapshots/engine';
 
 const USAGE = `Usage: volsnapd [--config FILE]
@@ -78,55 +82,80 @@ export async function main(argv: readonly string[]): Promise<number> {
   const logger = createLogger(config.logLevel);
   let engine: Engine;
   let https: https.ServerOptions | undefined;
+  const metrics = createMetrics();
+  let notifier = createNotifier({ send: () => undefined });
   try {
     if (config.tls) https = tlsOptions(config.tls);
     ensureDirectories(config);
     // Loaded here, not at the top: --help, --version and config errors need no native addon.
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     const { Engine } = require('./snapshots/engine') as typeof import('./snapshots/engine');
-    engine = await Engine.open(config, { logger });
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const { native } = require('./fs/native') as typeof import('./fs/native');
+    notifier = createNotifier({
+      send: native.sendNotify,
+      onError: (err, message) => logger.warn({ err, message }, 'systemd notification failed'),
+    });
+    // Reconciliation can take a while on a big catalog: keep the watchdog fed meanwhile.
+    notifier.startWatchdog();
+    notifier.status('reconciling the catalog with the files');
+    engine = await Engine.open(config, { logger, observer: metrics.observer });
+    metrics.setEngine(engine);
   } catch (e) {
     logger.fatal({ err: e }, `cannot start: ${e instanceof Error ? e.message : String(e)}`);
+    notifier.stop();
     return 1;
   }
 
-  const app = buildServer({ config, engine, logger, ...(https ? { https } : {}) });
+  const app = buildServer({ config, engine, logger, beforeRoutes: (a) => metrics.install(a), ...(https ? { https } : {}) });
   try {
     const address = await app.listen({ host: config.listen.host, port: config.listen.port });
     logger.info({ address, node_id: config.nodeId }, `volsnapd listening on ${address}`);
+    notifier.ready();
+    notifier.status(`serving on ${address}`);
   } catch (e) {
     logger.fatal({ err: e }, `cannot listen on ${config.listen.host}:${config.listen.port}`);
     await engine.close();
+    notifier.stop();
     return 1;
   }
 
   return new Promise<number>((resolve) => {
     let stopping = false;
     const stop = (signal: NodeJS.Signals): void => {
-      if (stopping) return;
+      if (stopping) {
+        logger.warn({ signal }, 'second signal: cancelling running snapshot jobs now');
+        engine.cancelJobs();
+        return;
+      }
       stopping = true;
-      logger.info({ signal }, 'stopping');
+      notifier.stopping();
+      const deadlineMs = config.jobs.shutdownDeadlineMs;
+      logger.info({ signal, deadline_ms: deadlineMs, jobs: engine.stats() }, 'stopping: no new requests; running jobs get until the deadline');
       // Each step in its own try, so a failing one does not keep the others from running.
       void (async () => {
         let code = 0;
         try {
+          // Stops accepting at once; requests in flight finish.
           await app.close();
+          logger.info({}, 'HTTP server closed');
         } catch (e) {
           logger.error({ err: e }, 'closing the HTTP server failed');
           code = 1;
         }
         try {
-          await engine.close();
+          await engine.close(deadlineMs);
         } catch (e) {
           logger.error({ err: e }, 'closing the engine failed');
           code = 1;
         }
+        notifier.stop();
         logger.info({}, 'stopped');
         resolve(code);
       })();
     };
-    process.once('SIGTERM', stop);
-    process.once('SIGINT', stop);
+    process.on('SIGTERM', stop);
+    process.on('SIGINT', stop);
   });
 }
 

@@ -1,7 +1,7 @@
 // The volsnapd entry: arguments, configuration problems (exit 2, nothing touched), serving and a
 // clean SIGTERM, and TLS with client certificates. Runs the compiled daemon (dist/, built by the
 // test run's global setup) in child processes.
-import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawnSync, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as https from 'node:https';
 import * as os from 'node:os';
@@ -9,8 +9,8 @@ import * as path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 
 import { parseArgs } from '../src/main';
+import { MAIN, spawnDaemon } from './helpers/daemon-process';
 
-const MAIN = path.resolve(__dirname, '..', 'dist', 'src', 'main.js');
 const haveMain = fs.existsSync(MAIN);
 if (!haveMain) console.warn(`[volsnapd tests] skipping the daemon process tests: ${MAIN} is not built (run npm run build)`);
 const haveOpenssl = spawnSync('openssl', ['version']).status === 0;
@@ -33,33 +33,10 @@ function run(args: string[], cwd = tempDir()) {
   return spawnSync(process.execPath, [MAIN, ...args], { cwd, encoding: 'utf8', env: { ...process.env, VOLSNAPD_PORT: '' } });
 }
 
-/** Starts the daemon and resolves with its address once it logs that it listens. */
-function serve(configFile: string): Promise<{ child: ChildProcess; address: string; exited: Promise<number | null> }> {
-  const child = spawn(process.execPath, [MAIN, '--config', configFile], { stdio: ['ignore', 'pipe', 'pipe'] });
-  children.push(child);
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  return new Promise((resolve, reject) => {
-    let out = '';
-    const timer = setTimeout(() => reject(new Error(`no listening line within 20 s:\n${out}`)), 20_000);
-    const onData = (chunk: Buffer) => {
-      out += String(chunk);
-      for (const line of out.split('\n')) {
-        try {
-          const entry = JSON.parse(line) as { address?: string; msg?: string };
-          if (entry.address && entry.msg?.startsWith('volsnapd listening')) {
-            clearTimeout(timer);
-            resolve({ child, address: entry.address, exited });
-            return;
-          }
-        } catch {
-          // not a whole JSON line yet
-        }
-      }
-    };
-    child.stdout!.on('data', onData);
-    child.stderr!.on('data', onData);
-    child.once('exit', (code) => reject(new Error(`exited ${code} before listening:\n${out}`)));
-  });
+async function serve(configFile: string) {
+  const d = await spawnDaemon(configFile);
+  children.push(d.child);
+  return d;
 }
 
 describe('parseArgs', () => {

@@ -95,6 +95,11 @@ export class Engine implements SnapshotEngine {
     this.catalog.close();
   }
 
+  /** Cancels every running and queued job at once (they end failed, nothing partial). */
+  cancelJobs(): void {
+    this.queue.abortAll('cancelled: the daemon is shutting down');
+  }
+
   destinations(): Destination[] {
     return this.config.destinations;
   }

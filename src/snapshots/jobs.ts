@@ -59,6 +59,13 @@ export class JobQueue {
     }
   }
 
+  /** Aborts every running and queued job now (a second shutdown signal); close() then returns as
+   *  soon as they have cleaned up. */
+  abortAll(reason: string): void {
+    this.closed = true;
+    for (const entry of [...this.active.values(), ...this.waiting]) entry.controller.abort(new Error(reason));
+  }
+
   /** Stops taking jobs; waits up to `deadlineMs` for the rest, then aborts every one of them
    *  (queued ones start, see the abort, and end at once) and waits for them to end. */
   async close(deadlineMs: number, reason: string): Promise<void> {
@@ -69,7 +76,7 @@ export class JobQueue {
     const outcome = await Promise.race([all.then(() => 'done' as const), expired]);
     clearTimeout(timer);
     if (outcome === 'expired') {
-      for (const entry of [...this.active.values(), ...this.waiting]) entry.controller.abort(new Error(reason));
+      this.abortAll(reason);
       await Promise.all([...this.settled]);
     }
   }
