@@ -6,11 +6,10 @@
 
 import * as fs from 'node:fs';
 import type * as https from 'node:https';
-import { buildServer, createLogger, packageVersion } from './api/server';
+import { createLogger, packageVersion } from './api/server';
 import { ConfigError, ensureDirectories, loadConfig, type Config } from './config';
-import { createMetrics } from './metrics';
 import { createNotifier } from './sd-notify';
-import type { Engine } from './snapshots/engine';
+import type { StorageNode } from './node';
 
 const USAGE = `Usage: volsnapd [--config FILE]
 
@@ -80,16 +79,15 @@ export async function main(argv: readonly string[]): Promise<number> {
   }
 
   const logger = createLogger(config.logLevel);
-  let engine: Engine;
+  let node: StorageNode;
   let https: https.ServerOptions | undefined;
-  const metrics = createMetrics();
   let notifier = createNotifier({ send: () => undefined });
   try {
     if (config.tls) https = tlsOptions(config.tls);
     ensureDirectories(config);
     // Loaded here, not at the top: --help, --version and config errors need no native addon.
     // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const { Engine } = require('./snapshots/engine') as typeof import('./snapshots/engine');
+    const { openNode } = require('./node') as typeof import('./node');
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     const { native } = require('./fs/native') as typeof import('./fs/native');
     notifier = createNotifier({
@@ -99,15 +97,14 @@ export async function main(argv: readonly string[]): Promise<number> {
     // Reconciliation can take a while on a big catalog: keep the watchdog fed meanwhile.
     notifier.startWatchdog();
     notifier.status('reconciling the catalog with the files');
-    engine = await Engine.open(config, { logger, observer: metrics.observer });
-    metrics.setEngine(engine);
+    node = await openNode(config, { logger, ...(https ? { https } : {}) });
   } catch (e) {
     logger.fatal({ err: e }, `cannot start: ${e instanceof Error ? e.message : String(e)}`);
     notifier.stop();
     return 1;
   }
 
-  const app = buildServer({ config, engine, logger, beforeRoutes: (a) => metrics.install(a), ...(https ? { https } : {}) });
+  const { app, engine } = node;
   try {
     const address = await app.listen({ host: config.listen.host, port: config.listen.port });
     logger.info({ address, node_id: config.nodeId }, `volsnapd listening on ${address}`);

@@ -170,6 +170,7 @@ describe('the OpenAPI document', () => {
         '/api/volumes',
         '/api/volumes/{id}',
         '/healthz',
+        '/metrics',
         '/readyz',
       ].sort(),
     );

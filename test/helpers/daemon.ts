@@ -6,9 +6,10 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 
-import { buildServer } from '../../src/api/server';
 import type { ApiToken, Config } from '../../src/config';
-import { Engine } from '../../src/snapshots/engine';
+import type { Metrics } from '../../src/metrics';
+import { openNode } from '../../src/node';
+import type { Engine } from '../../src/snapshots/engine';
 import { testConfig } from './node-config';
 
 export interface DaemonOptions {
@@ -30,6 +31,7 @@ export interface Daemon {
   url: string;
   config: Config;
   engine: Engine;
+  metrics: Metrics;
   app: FastifyInstance;
   base: string;
   /** Writes a raw volume file of `bytes` (sparse, with `dataBytes` of data at the start). */
@@ -49,8 +51,10 @@ export async function startDaemon(options: DaemonOptions = {}): Promise<Daemon> 
   config.listen = { host: '127.0.0.1', port: 0 };
   if (options.tokens) config.auth.tokens = options.tokens;
   options.configure?.(config);
-  const engine = await Engine.open(config, options.clock ? { clock: options.clock } : {});
-  const app = buildServer({ config, engine, logger: options.logger ?? false, ...(options.clock ? { clock: options.clock } : {}) });
+  const { engine, app, metrics } = await openNode(config, {
+    ...(options.clock ? { clock: options.clock } : {}),
+    ...(options.logger !== undefined ? { logger: options.logger } : {}),
+  });
   let url: string;
   try {
     url = await app.listen({ host: config.listen.host, port: 0 });
@@ -63,6 +67,7 @@ export async function startDaemon(options: DaemonOptions = {}): Promise<Daemon> 
     url,
     config,
     engine,
+    metrics,
     app,
     base,
     makeVolume(id, bytes, dataBytes = Math.min(bytes, 64 * 1024)) {
