@@ -90,6 +90,11 @@ describe.skipIf(!canMake('xfs') || !canMake('ext4'))('engine on real filesystems
     writeLayout(vol, [{ data: 2 * MiB }, { hole: 30 * MiB }, { data: 2 * MiB }]);
     const engine = await Engine.open(config);
     engines.push(engine);
+    const status = await engine.destinationStatus();
+    expect(status.map((d) => [d.id, d.filesystem, d.reflink, d.writable])).toEqual([
+      ['local', 'xfs', true, true],
+      ['backup', 'ext4', false, true],
+    ]);
     const states = new Set<string>();
     const created = await engine.createSnapshot({ accountId: ACCOUNT, volumeId: 'vol-s1', destinationId: 'backup' });
     const poll = setInterval(() => states.add(engine.getSnapshot(created.id, null)!.state), 1);

@@ -354,20 +354,42 @@ export class Engine implements SnapshotEngine {
       this.config.destinations.map(async (d) => {
         let freeBytes = 0;
         let totalBytes = 0;
+        let filesystem = 'unknown';
         let writable = true;
         try {
           const s = await fs.promises.statfs(d.path);
           freeBytes = s.bavail * s.bsize;
           totalBytes = s.blocks * s.bsize;
+          filesystem = filesystemName(s.type);
           await fs.promises.access(d.path, fs.constants.W_OK);
         } catch {
           writable = false;
         }
         const reflink = writable ? await canReflink(this.config.volumesDir, d.path).catch(() => false) : false;
-        return { id: d.id, displayName: d.displayName, path: d.path, freeBytes, totalBytes, reflink, writable };
+        return { id: d.id, displayName: d.displayName, path: d.path, freeBytes, totalBytes, filesystem, reflink, writable };
       }),
     );
   }
+}
+
+// statfs(2) f_type magic numbers of the filesystems a storage host is likely to use.
+const FILESYSTEMS: Record<number, string> = {
+  0x58465342: 'xfs',
+  0x9123683e: 'btrfs',
+  0xef53: 'ext4',
+  0x01021994: 'tmpfs',
+  0x2fc12fc1: 'zfs',
+  0x794c7630: 'overlayfs',
+  0x6969: 'nfs',
+  0xff534d42: 'cifs',
+  0x65735546: 'fuse',
+  0xf2f52010: 'f2fs',
+  0x5346544e: 'ntfs',
+  0x4d44: 'vfat',
+};
+
+export function filesystemName(type: number): string {
+  return FILESYSTEMS[type] ?? `unknown (0x${type.toString(16)})`;
 }
 
 /** A reason an operator can act on, for the snapshot's `error` field. */

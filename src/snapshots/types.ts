@@ -34,6 +34,8 @@ export interface DestinationStatus {
   path: string;
   freeBytes: number;
   totalBytes: number;
+  /** The filesystem type: xfs, btrfs, ext4, …, or "unknown (0x…)" with the statfs magic number. */
+  filesystem: string;
   /** Whether volumes reflink into it (false: snapshots there are copies). */
   reflink: boolean;
   writable: boolean;

@@ -37,11 +37,12 @@ export async function storageNodeRoutes(app: FastifyInstance, ctx: ApiContext): 
                 type: 'array',
                 items: {
                   type: 'object',
-                  required: ['destination_id', 'destination_name', 'path', 'free_bytes', 'total_bytes', 'reflink', 'writable'],
+                  required: ['destination_id', 'destination_name', 'path', 'filesystem', 'free_bytes', 'total_bytes', 'reflink', 'writable'],
                   properties: {
                     destination_id: { type: 'string' },
                     destination_name: { type: 'string' },
                     path: { type: 'string', description: 'the directory on this node' },
+                    filesystem: { type: 'string', description: 'its filesystem type (xfs, btrfs, ext4, …)' },
                     free_bytes: { type: 'integer' },
                     total_bytes: { type: 'integer' },
                     reflink: { type: 'boolean', description: 'volumes reflink into it (false: snapshots there are copies)' },
@@ -70,6 +71,7 @@ export async function storageNodeRoutes(app: FastifyInstance, ctx: ApiContext): 
           destination_id: d.id,
           destination_name: d.displayName,
           path: d.path,
+          filesystem: d.filesystem,
           free_bytes: d.freeBytes,
           total_bytes: d.totalBytes,
           reflink: d.reflink,
