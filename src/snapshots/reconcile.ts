@@ -87,12 +87,24 @@ export async function reconcile(opts: {
   report.orphans = found.orphans;
   report.missing = found.missing;
 
-  for (const id of report.failed) logger.warn({ snapshot_id: id }, 'snapshot interrupted by a stop; marked failed');
-  for (const id of report.finishedDeletes) logger.info({ snapshot_id: id }, 'finished an interrupted delete');
-  for (const file of report.removedLeftovers) logger.info({ file }, 'removed a leftover of an interrupted write');
-  for (const file of report.orphans) logger.warn({ file }, 'snapshot file with no catalog row (kept; remove it by hand if it is not needed)');
-  for (const id of report.missing) logger.error({ snapshot_id: id }, 'available snapshot has no file');
+  logEach(logger, 'warn', report.failed, 'snapshot_id', 'snapshot interrupted by a stop; marked failed');
+  logEach(logger, 'info', report.finishedDeletes, 'snapshot_id', 'finished an interrupted delete');
+  logEach(logger, 'info', report.removedLeftovers, 'file', 'removed a leftover of an interrupted write');
+  logEach(logger, 'warn', report.orphans, 'file', 'snapshot file with no catalog row (kept; remove it by hand if it is not needed)');
+  logEach(logger, 'error', report.missing, 'snapshot_id', 'available snapshot has no file');
   return report;
+}
+
+// One line per item while they are few; past that one summary line, so a damaged destination
+// does not flood the log with a line per snapshot.
+const LOG_EACH_MAX = 20;
+
+function logEach(logger: Logger, level: 'info' | 'warn' | 'error', items: string[], key: string, msg: string): void {
+  if (items.length <= LOG_EACH_MAX) {
+    for (const item of items) logger[level]({ [key]: item }, msg);
+    return;
+  }
+  logger[level]({ count: items.length, first: items.slice(0, LOG_EACH_MAX) }, `${msg} (${items.length} in all; the first ${LOG_EACH_MAX} listed)`);
 }
 
 /** Matches snapshot files against the catalog: orphans (file, no live row) and missing files. */

@@ -1,6 +1,7 @@
 // `npm run bench`: the performance figures of design.md, each measured side by side with the
 // alternative in the same run, as medians (the machines are shared and noisy).
 // Needs root and xfsprogs (loop-mounted filesystems), like the real-filesystem tests.
+import { apiBench } from './api-bench';
 import { copyVsCp, reflinkVsCp, type Row } from './files-bench';
 import { canMake } from '../helpers/loopfs';
 
@@ -14,6 +15,7 @@ async function main(): Promise<void> {
   const sections: Array<[string, () => Promise<Row[]>]> = [
     ['reflink vs cp', () => reflinkVsCp(runs)],
     ['copy vs cp', () => copyVsCp(runs)],
+    ['api', () => apiBench(runs)],
   ];
   const only = process.argv[2];
   for (const [name, run] of sections) {

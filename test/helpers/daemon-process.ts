@@ -1,8 +1,16 @@
 // The compiled daemon (dist/src/main.js, built by the test run's global setup) as a child process.
 import { spawn, type ChildProcess } from 'node:child_process';
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 
-export const MAIN = path.resolve(__dirname, '..', '..', 'dist', 'src', 'main.js');
+// From test/helpers (vitest) or dist/test/helpers (the compiled bench) up to the package root.
+function packageRoot(): string {
+  let dir = __dirname;
+  while (!fs.existsSync(path.join(dir, 'binding.gyp'))) dir = path.dirname(dir);
+  return dir;
+}
+
+export const MAIN = path.join(packageRoot(), 'dist', 'src', 'main.js');
 
 export interface DaemonProcess {
   child: ChildProcess;
@@ -18,7 +26,10 @@ export function spawnDaemon(configFile: string, env: NodeJS.ProcessEnv = {}): Pr
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   let out = '';
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no listening line within 20 s:\n${out}`)), 20_000);
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`no listening line within 60 s:\n${out.slice(-4000)}`));
+    }, 60_000);
     let listening = false;
     const onData = (chunk: Buffer): void => {
       out += String(chunk);
