@@ -175,7 +175,7 @@ describe('records and transitions', () => {
     expect(() => c.insertSnapshot(snapshot(1, { originVolumeId: 'vol-A' }))).toThrow(TypeError);
     expect(() => c.insertSnapshot(snapshot(1, { accountId: '' }))).toThrow(TypeError);
     expect(() => c.insertSnapshot(snapshot(1, { sizeBytes: -1 }))).toThrow(TypeError);
-    expect(c.liveSnapshotFiles()).toEqual([]);
+    expect(c.matchFiles('local', [])).toEqual({ orphans: [], missing: [] });
   });
 
   it('walks creating → registering → available → deleting → deleted', () => {
@@ -268,13 +268,13 @@ describe('records and transitions', () => {
 
     expect(c.countByState()).toEqual({ creating: 1, registering: 1, available: 2, failed: 1, deleting: 0, deleted: 1 });
     expect(c.sumBytes()).toEqual({ allocated: 300, exclusive: 240 });
-    expect(c.liveSnapshotFiles()).toEqual([
-      { id: snapshot(1).id, destinationId: 'local', state: 'available' },
-      { id: snapshot(2).id, destinationId: 'local', state: 'available' },
-      { id: snapshot(3).id, destinationId: 'local', state: 'registering' },
-      { id: snapshot(4).id, destinationId: 'backup', state: 'failed' },
-      { id: snapshot(6).id, destinationId: 'backup', state: 'creating' },
-    ]);
+    // Files found per destination against the rows: a failed or deleted row's file, another
+    // destination's id and an unknown id are orphans; an available row with no file is missing.
+    expect(c.matchFiles('local', [snapshot(1).id, snapshot(3).id, snapshot(4).id, snapshot(5).id, 'snap-nobody00'])).toEqual({
+      orphans: [snapshot(4).id, snapshot(5).id, 'snap-nobody00'].sort(),
+      missing: [snapshot(2).id],
+    });
+    expect(c.matchFiles('backup', [snapshot(4).id, snapshot(6).id])).toEqual({ orphans: [snapshot(4).id], missing: [] });
     expect(ids(c.snapshotsInStates(['creating', 'registering', 'deleting']))).toEqual([snapshot(3).id, snapshot(6).id]);
     expect(c.integrityCheck()).toEqual([]);
   });

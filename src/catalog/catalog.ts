@@ -23,7 +23,6 @@ import {
   SNAPSHOT_TRANSITIONS,
   type NewSnapshot,
   type SnapshotByteTotals,
-  type SnapshotFileRef,
   type SnapshotPage,
   type SnapshotPatch,
   type SnapshotQuery,
@@ -103,7 +102,10 @@ export class Catalog {
     inStates: Statement;
     countByState: Statement;
     sumBytes: Statement;
-    liveFiles: Statement;
+    foundReset: Statement;
+    foundInsert: Statement;
+    orphanFiles: Statement;
+    missingFiles: Statement;
     totalsDrift: Statement;
   };
 
@@ -115,6 +117,8 @@ export class Catalog {
     this.db = db;
     this.clock = options.clock ?? Date.now;
     this.list = new SnapshotList(db, RECORD_COLUMNS);
+    // Per connection, never written to the catalog file.
+    db.exec('CREATE TEMP TABLE IF NOT EXISTS found_files (id TEXT PRIMARY KEY) WITHOUT ROWID');
     const prepare = (source: string): Statement => db.prepare<unknown[], Row>(source);
     const patchSets = PATCH_FIELDS.map(
       (f) => `${COLUMNS[f]} = CASE WHEN :set_${f} THEN :${f} ELSE ${COLUMNS[f]} END`,
@@ -148,8 +152,20 @@ export class Catalog {
       sumBytes: prepare(`
         SELECT coalesce(sum(allocated_bytes), 0) AS allocated, coalesce(sum(exclusive_bytes), 0) AS exclusive
         FROM snapshot_totals WHERE state = 'available'`),
-      liveFiles: prepare(`
-        SELECT id, destination_id AS destinationId, state FROM snapshots WHERE state != 'deleted' ORDER BY seq`),
+      // Files found in a destination directory, loaded into a temp table so that matching them
+      // against 100,000 rows happens in SQLite, not in a JavaScript heap of row objects.
+      foundReset: prepare(`DELETE FROM temp.found_files`),
+      foundInsert: prepare(`INSERT OR IGNORE INTO temp.found_files (id) VALUES (?)`),
+      orphanFiles: prepare(`
+        SELECT f.id FROM temp.found_files f
+        WHERE NOT EXISTS (SELECT 1 FROM snapshots s
+                          WHERE s.id = f.id AND s.destination_id = ? AND s.state NOT IN ('failed', 'deleted'))
+        ORDER BY f.id`),
+      missingFiles: prepare(`
+        SELECT s.id FROM snapshots s
+        WHERE s.destination_id = ? AND s.state = 'available'
+          AND NOT EXISTS (SELECT 1 FROM temp.found_files f WHERE f.id = s.id)
+        ORDER BY s.seq`),
       // Rows where the trigger-kept totals disagree with a fresh count (should never return any).
       totalsDrift: prepare(`
         WITH actual AS (
@@ -324,9 +340,20 @@ export class Catalog {
     return this.sql.sumBytes.get() as unknown as SnapshotByteTotals;
   }
 
-  /** Snapshots that should have a file (or a temp file) in their destination: every state but deleted. */
-  liveSnapshotFiles(): SnapshotFileRef[] {
-    return this.sql.liveFiles.all() as unknown as SnapshotFileRef[];
+  /**
+   * Matches the snapshot ids whose files were found in one destination against the catalog:
+   * orphans are files with no row there that should have one (none, another destination, failed
+   * or deleted); missing are available rows of that destination with no file.
+   */
+  matchFiles(destinationId: string, foundIds: Iterable<string>): { orphans: string[]; missing: string[] } {
+    return this.db.transaction(() => {
+      this.sql.foundReset.run();
+      for (const id of foundIds) this.sql.foundInsert.run(id);
+      const orphans = this.sql.orphanFiles.pluck().all(destinationId) as unknown as string[];
+      const missing = this.sql.missingFiles.pluck().all(destinationId) as unknown as string[];
+      this.sql.foundReset.run();
+      return { orphans, missing };
+    })();
   }
 
   /** [] when healthy; otherwise one line per problem (SQLite's integrity_check, then our totals). */

@@ -121,13 +121,6 @@ export interface SnapshotPage {
   rows: SnapshotRecord[];
 }
 
-/** Enough to match catalog rows against the files in destination directories. */
-export interface SnapshotFileRef {
-  id: string;
-  destinationId: string;
-  state: SnapshotState;
-}
-
 export interface SnapshotByteTotals {
   /** Over 'available' snapshots. */
   allocated: number;

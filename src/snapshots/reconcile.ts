@@ -107,30 +107,32 @@ function logEach(logger: Logger, level: 'info' | 'warn' | 'error', items: string
   logger[level]({ count: items.length, first: items.slice(0, LOG_EACH_MAX) }, `${msg} (${items.length} in all; the first ${LOG_EACH_MAX} listed)`);
 }
 
-/** Matches snapshot files against the catalog: orphans (file, no live row) and missing files. */
+/** Matches snapshot files against the catalog: orphans (file, no live row) and missing files.
+ *  Directory entries are streamed, and the matching is done by the catalog, so memory stays flat
+ *  however many snapshots a node holds. */
 export async function scanSnapshotFiles(
   catalog: Catalog,
   destinations: Destination[],
 ): Promise<{ orphans: string[]; missing: string[] }> {
-  const live = new Map(catalog.liveSnapshotFiles().map((r) => [r.id, r]));
   const orphans: string[] = [];
   const missing: string[] = [];
-  const seen = new Set<string>();
   for (const dest of destinations) {
-    let names: string[] = [];
+    const ids: string[] = [];
+    let dir: fs.Dir | undefined;
     try {
-      names = await fs.promises.readdir(dest.path);
+      dir = await fs.promises.opendir(dest.path, { bufferSize: 256 });
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
     }
-    for (const name of names) {
-      const m = SNAPSHOT_FILE.exec(name);
-      if (!m) continue;
-      const row = live.get(m[1]!);
-      if (row && row.destinationId === dest.id && row.state !== 'failed') seen.add(row.id);
-      else if (!row || row.destinationId !== dest.id || row.state === 'failed') orphans.push(path.join(dest.path, name));
+    if (dir) {
+      for await (const entry of dir) {
+        const m = SNAPSHOT_FILE.exec(entry.name);
+        if (m) ids.push(m[1]!);
+      }
     }
+    const r = catalog.matchFiles(dest.id, ids);
+    orphans.push(...r.orphans.map((id) => path.join(dest.path, `${id}.snap`)));
+    missing.push(...r.missing);
   }
-  for (const row of live.values()) if (row.state === 'available' && !seen.has(row.id)) missing.push(row.id);
   return { orphans, missing };
 }
