@@ -1,4 +1,6 @@
 // Module entry: registers the native functions and shared helpers (errors, cancellation, workers).
+#include <fcntl.h>
+
 #include <cstring>
 
 #include "common.h"
@@ -56,6 +58,12 @@ std::shared_ptr<std::atomic<bool>> CancelFlagFrom(const Napi::Value& v) {
 }
 
 bool IsCancelled(const std::shared_ptr<std::atomic<bool>>& flag) { return flag && flag->load(); }
+
+int OpenSource(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOATIME);
+  if (fd < 0 && errno == EPERM) fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  return fd;
+}
 
 PromiseWorker::PromiseWorker(Napi::Env env, const char* name, Napi::Value onProgress)
     : Napi::AsyncProgressWorker<Progress>(env, name), deferred_(Napi::Promise::Deferred::New(env)) {

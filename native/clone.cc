@@ -24,7 +24,7 @@ class CloneWorker : public PromiseWorker {
 
  protected:
   void Execute(const ExecutionProgress& progress) override {
-    Fd in(::open(src_.c_str(), O_RDONLY | O_CLOEXEC));
+    Fd in(OpenSource(src_));
     if (!in.ok()) return Fail({errno, "", "open", src_, ""});
     struct stat st;
     if (::fstat(in.get(), &st) != 0) return Fail({errno, "", "fstat", src_, ""});

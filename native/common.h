@@ -93,6 +93,10 @@ class PromiseWorker : public Napi::AsyncProgressWorker<Progress> {
 
 bool IsCancelled(const std::shared_ptr<std::atomic<bool>>& flag);
 
+// Opens a volume for reading without updating its atime (reading a volume is not using it).
+// O_NOATIME needs the file's owner or CAP_FOWNER; without either, an ordinary read-only open.
+int OpenSource(const std::string& path);
+
 // Argument checks for misuse from JavaScript: a TypeError, never a crash. The TypeScript face
 // validates first, so these only catch a caller that bypasses it.
 bool ExpectString(const Napi::CallbackInfo& info, size_t i, const char* what, std::string* out);

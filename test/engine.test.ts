@@ -179,8 +179,13 @@ describe.skipIf(!canMake('xfs') || !canMake('ext4'))('engine on real filesystems
     const before = hashes();
     expect(before.a).not.toBe(before.b);
 
+    // The VM's user owns the volume; the restored volume is handed to the same owner and mode.
+    fs.chownSync(vol, 4321, 4322);
+    fs.chmodSync(vol, 0o640);
     const restored = await engine.restoreSnapshot({ accountId: ACCOUNT, snapshotId: a.id, volumeId: 'vol-r1' });
     expect(restored.id).toBe('vol-r1');
+    const st = fs.statSync(path.join(config.volumesDir, 'vol-r1'));
+    expect([st.uid, st.gid, st.mode & 0o777]).toEqual([4321, 4322, 0o640]);
     expect(sha256(path.join(config.volumesDir, 'vol-r1'))).toBe(before.a);
     expect(hashes()).toEqual(before);
     await expect(engine.restoreSnapshot({ accountId: ACCOUNT, snapshotId: a.id, volumeId: 'vol-d1' })).rejects.toMatchObject({ kind: 'Conflict' });

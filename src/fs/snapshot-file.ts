@@ -23,6 +23,9 @@ export interface WriteSnapshotOptions {
   chunkBytes?: number;
   sliceBytes?: number;
   onProgress?: ProgressCallback;
+  /** Owner and permission bits for the new file (a restored volume gets its origin volume's), set
+   *  before it takes its final name. Default: the daemon's user, mode 0600. */
+  owner?: { uid: number; gid: number; mode: number };
   /** Called when the point-in-time image is taken and only its copy remains ("registering"). */
   onStaged?: () => void;
   signal?: AbortSignal;
@@ -53,6 +56,17 @@ export function stagingPathFor(stagingDir: string, finalPath: string): string {
 export async function fsyncDirectory(dir: string): Promise<void> {
   const handle = await fs.promises.open(dir, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
   try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+async function applyOwner(file: string, owner: { uid: number; gid: number; mode: number }): Promise<void> {
+  const handle = await fs.promises.open(file, fs.constants.O_RDONLY);
+  try {
+    await handle.chown(owner.uid, owner.gid);
+    await handle.chmod(owner.mode & 0o777);
     await handle.sync();
   } finally {
     await handle.close();
@@ -136,6 +150,7 @@ export async function writeSnapshotFile(
       bytesCopied = copied.bytesCopied;
       pointInTime = staged || copied.leaseHeld;
     }
+    if (options.owner) await applyOwner(temp, options.owner);
     // link() refuses an existing name where rename() would replace it: nothing is overwritten.
     await fs.promises.link(temp, target);
     await fs.promises.unlink(temp);

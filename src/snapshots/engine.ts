@@ -319,8 +319,14 @@ export class Engine implements SnapshotEngine {
     try {
       await this.queue.push(`restore:${volumeId}`, async (signal) => {
         try {
-          // Snapshot files are never written after they are made, so no lease is needed.
-          const r = await writeSnapshotFile(source, target, { signal, chunkBytes: this.options.chunkBytes });
+          // Snapshot files are never written after they are made, so no lease is needed. The new
+          // volume belongs to whoever owns the volume it came from (the VM's user), when it exists.
+          const origin = await fs.promises.stat(volumePath(this.config.volumesDir, row.originVolumeId)).catch(() => undefined);
+          const r = await writeSnapshotFile(source, target, {
+            signal,
+            chunkBytes: this.options.chunkBytes,
+            ...(origin ? { owner: { uid: origin.uid, gid: origin.gid, mode: origin.mode } } : {}),
+          });
           log.info({ method: r.method, ms: Math.round(r.durationMs) }, 'volume restored');
           this.options.observer?.operation('restore', 'success', { seconds: Number(process.hrtime.bigint() - started) / 1e9, method: r.method, bytesCopied: r.bytesCopied });
         } catch (e) {
