@@ -70,6 +70,32 @@ PromiseWorker::PromiseWorker(Napi::Env env, const char* name, Napi::Value onProg
   if (onProgress.IsFunction()) onProgress_ = Napi::Persistent(onProgress.As<Napi::Function>());
 }
 
+bool PromiseWorker::OpenRegularFile(const std::string& path, Fd* fd, struct stat* st) {
+  fd->Reset(OpenSource(path));
+  if (!fd->ok()) {
+    Fail({errno, "", "open", path, ""});
+    return false;
+  }
+  if (::fstat(fd->get(), st) != 0) {
+    Fail({errno, "", "fstat", path, ""});
+    return false;
+  }
+  if (!S_ISREG(st->st_mode)) {
+    Fail({EINVAL, "", "open", path, "not a regular file"});
+    return false;
+  }
+  return true;
+}
+
+bool PromiseWorker::CreateNewFile(const std::string& path, Fd* fd) {
+  fd->Reset(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+  if (!fd->ok()) {
+    Fail({errno, "", "open", path, ""});
+    return false;
+  }
+  return true;
+}
+
 void PromiseWorker::OnError(const Napi::Error&) {
   Napi::HandleScope scope(Env());
   deferred_.Reject(MakeError(Env(), error_).Value());

@@ -24,15 +24,11 @@ class CloneWorker : public PromiseWorker {
 
  protected:
   void Execute(const ExecutionProgress& progress) override {
-    Fd in(OpenSource(src_));
-    if (!in.ok()) return Fail({errno, "", "open", src_, ""});
+    Fd in, out;
     struct stat st;
-    if (::fstat(in.get(), &st) != 0) return Fail({errno, "", "fstat", src_, ""});
-    if (!S_ISREG(st.st_mode)) return Fail({EINVAL, "", "open", src_, "not a regular file"});
+    if (!OpenRegularFile(src_, &in, &st)) return;
     size_ = static_cast<uint64_t>(st.st_size);
-
-    Fd out(::open(dst_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
-    if (!out.ok()) return Fail({errno, "", "open", dst_, ""});
+    if (!CreateNewFile(dst_, &out)) return;
 
     if (sliceBytes_ == 0 || size_ <= sliceBytes_) {
       if (::ioctl(out.get(), FICLONE, in.get()) != 0) return Fail({errno, "", "ioctl(FICLONE)", dst_, ""});

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <sys/stat.h>
 #include <unistd.h>
 
 namespace volsnap {
@@ -81,6 +82,11 @@ class PromiseWorker : public Napi::AsyncProgressWorker<Progress> {
     error_ = std::move(e);
     SetError(error_.syscall);
   }
+  // Opens a regular file to read (O_NOATIME where allowed) and reads its stat; on failure records
+  // the error and returns false.
+  bool OpenRegularFile(const std::string& path, Fd* fd, struct stat* st);
+  // Creates a new file to write, never an existing one (O_EXCL), mode 0600.
+  bool CreateNewFile(const std::string& path, Fd* fd);
   void OnError(const Napi::Error&) override;
   void OnOK() override;
   void OnProgress(const Progress* data, size_t count) override;

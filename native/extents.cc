@@ -23,11 +23,9 @@ class ExtentsWorker : public PromiseWorker {
 
  protected:
   void Execute(const ExecutionProgress&) override {
-    Fd fd(::open(path_.c_str(), O_RDONLY | O_CLOEXEC));
-    if (!fd.ok()) return Fail({errno, "", "open", path_, ""});
+    Fd fd;
     struct stat st;
-    if (::fstat(fd.get(), &st) != 0) return Fail({errno, "", "fstat", path_, ""});
-    if (!S_ISREG(st.st_mode)) return Fail({EINVAL, "", "open", path_, "not a regular file"});
+    if (!OpenRegularFile(path_, &fd, &st)) return;
     size_ = static_cast<uint64_t>(st.st_size);
     blocks_ = static_cast<uint64_t>(st.st_blocks);
 
