@@ -112,13 +112,13 @@ describe.skipIf(!canMake('ext4'))('shutdown during a long copy', () => {
   let target: TestFs;
 
   async function longCopySetup(extra: string): Promise<{ config: string; daemon: DaemonProcess; id: string; dest: string }> {
-    source = makeFs('ext4', 1400);
-    target = makeFs('ext4', 1400);
+    source = makeFs('ext4', 2600);
+    target = makeFs('ext4', 2600);
     cleanups.push(() => source.unmount(), () => target.unmount());
     const volumes = path.join(source.mountPoint, 'volumes');
     const dest = path.join(target.mountPoint, 'snapshots');
     fs.mkdirSync(volumes);
-    writeDense(path.join(volumes, 'vol-long0001'), 1024 * MiB, 256 * MiB);
+    writeDense(path.join(volumes, 'vol-long0001'), 2048 * MiB, 256 * MiB);
     const dir = path.join(source.mountPoint, 'etc');
     fs.mkdirSync(dir);
     const config = writeConfig(dir, volumes, dest, extra);
@@ -137,23 +137,22 @@ describe.skipIf(!canMake('ext4'))('shutdown during a long copy', () => {
     return (await (await fetch(`${address}/api/volume_snapshots/${id}`, { headers: ACCOUNT })).json()) as { state: string; error?: string };
   }
 
-  it('SIGTERM: exits 0 within the deadline, the snapshot failed or available, no temp file, next start serves', async () => {
-    const { config, daemon, id, dest } = await longCopySetup('jobs: { concurrency: 1, shutdown_deadline_seconds: 1 }\n');
+  it('SIGTERM: exits 0 within the deadline, the snapshot failed, no temp file, next start serves', async () => {
+    // A 2 GiB copy takes seconds here (about 1 GiB/s at best); the deadline is 0.3 s.
+    const { config, daemon, id, dest } = await longCopySetup('jobs: { concurrency: 1, shutdown_deadline_seconds: 0.3 }\n');
     const started = Date.now();
     daemon.child.kill('SIGTERM');
     expect(await daemon.exited).toBe(0);
     const tookMs = Date.now() - started;
-    expect(tookMs).toBeLessThan(1000 + 4000);
+    expect(tookMs).toBeLessThan(300 + 4000);
     expect(fs.readdirSync(dest).filter((n) => n.endsWith('.tmp'))).toEqual([]);
 
     const again = track(await spawnDaemon(config));
     const doc = await show(again.address, id);
-    expect(['failed', 'available']).toContain(doc.state);
-    console.log(`SIGTERM during the copy: exit 0 after ${tookMs} ms (deadline 1000 ms); snapshot ${doc.state}`);
-    if (doc.state === 'failed') {
-      expect(doc.error).toMatch(/cancelled/);
-      expect(fs.existsSync(path.join(dest, `${id}.snap`))).toBe(false);
-    }
+    console.log(`SIGTERM during the copy: exit 0 after ${tookMs} ms (deadline 300 ms); snapshot ${doc.state}`);
+    expect(doc.state).toBe('failed');
+    expect(doc.error).toMatch(/cancelled/);
+    expect(fs.existsSync(path.join(dest, `${id}.snap`))).toBe(false);
     expect((await fetch(`${again.address}/readyz`)).status).toBe(200);
     again.child.kill('SIGTERM');
     expect(await again.exited).toBe(0);

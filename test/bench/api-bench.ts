@@ -53,10 +53,13 @@ async function get(url: string): Promise<number> {
   return t;
 }
 
-async function metric(base: string, name: string): Promise<number> {
+/** One scrape (prom-client resets the event-loop histogram at each), as name → value. */
+async function scrape(base: string): Promise<(name: string) => number> {
   const text = await (await fetch(`${base}/metrics`)).text();
-  const line = text.split('\n').find((l) => l.startsWith(`${name} `));
-  return line ? Number(line.split(' ')[1]) : NaN;
+  return (name) => {
+    const line = text.split('\n').find((l) => l.startsWith(`${name} `));
+    return line ? Number(line.split(' ')[1]) : NaN;
+  };
 }
 
 export async function apiBench(runs: number): Promise<Row[]> {
@@ -115,21 +118,27 @@ export async function apiBench(runs: number): Promise<Row[]> {
 
       // While a 2 GiB copy runs (staged reflink, then copy to ext4): show and index latency, and
       // the daemon's own event-loop lag from its metrics (prom-client resets it at each scrape).
-      await metric(base, 'nodejs_eventloop_lag_p99_seconds');
+      await scrape(base);
       const r = await fetch(`${base}/api/volume_snapshots`, { method: 'POST', headers: { ...HEADERS, 'content-type': 'application/json' }, body: JSON.stringify({ volume_id: 'vol-copy0001', destination: 'backup' }) });
       const { id } = (await r.json()) as { id: string };
+      // A central manager polling this node: a show and an index every 20 ms (100 requests/s).
       const during: number[] = [];
       let state = 'creating';
       const copyStart = Date.now();
       while (state !== 'available' && state !== 'failed') {
+        const tick = Date.now();
         during.push(await get(`${base}/api/volume_snapshots?limit=100`));
         const t0 = process.hrtime.bigint();
         const doc = (await (await fetch(`${base}/api/volume_snapshots/${id}`, { headers: HEADERS })).json()) as { state: string };
         during.push(Number(process.hrtime.bigint() - t0) / 1e6);
         state = doc.state;
+        await new Promise((res) => setTimeout(res, Math.max(0, 20 - (Date.now() - tick))));
       }
       const copyMs = Date.now() - copyStart;
-      const lagP99 = (await metric(base, 'nodejs_eventloop_lag_p99_seconds')) * 1000;
+      // prom-client samples the loop every 10 ms and reports the interval itself as delay (an idle
+      // daemon shows p99 = min = 10 ms), so the lag is p99 minus the minimum.
+      const m = await scrape(base);
+      const lagP99 = (m('nodejs_eventloop_lag_p99_seconds') - m('nodejs_eventloop_lag_min_seconds')) * 1000;
       if (state !== 'available') throw new Error('the bench copy failed');
 
       return [
@@ -143,7 +152,7 @@ export async function apiBench(runs: number): Promise<Row[]> {
         { what: 'index limit=100 over 100,000 rows, p50 / p99 ms', ours: `${percentile(index, 50).toFixed(2)} / ${percentile(index, 99).toFixed(2)}`, theirs: '-', ratio: '-', target: 'p99 < 5 ms' },
         { what: 'daemon RSS with 100,000 rows, MiB', ours: rss.toFixed(0), theirs: '-', ratio: '-', target: '< 150' },
         {
-          what: `show/index during a 2 GiB copy (${(copyMs / 1000).toFixed(1)} s), p99 ms; n=${during.length}`,
+          what: `show/index during a 2 GiB copy (${(copyMs / 1000).toFixed(1)} s, 100 req/s), p99 ms; n=${during.length}`,
           ours: percentile(during, 99).toFixed(2),
           theirs: '-',
           ratio: '-',
