@@ -128,6 +128,25 @@ describe.skipIf(!canMake('xfs') || !canMake('ext4'))('engine on real filesystems
     }
   });
 
+  it('with allow_inconsistent_copy, copies a volume open for writing and says it is inconsistent', async () => {
+    const ext4 = mount('ext4', 256);
+    const config = testConfig(ext4.mountPoint, { allowInconsistentCopy: true });
+    const vol = path.join(config.volumesDir, 'vol-live1');
+    writeLayout(vol, [{ data: 2 * MiB }, { hole: 2 * MiB }]);
+    const engine = await Engine.open(config);
+    engines.push(engine);
+    const holder = fs.openSync(vol, 'r+');
+    try {
+      const c = await engine.createSnapshot({ accountId: ACCOUNT, volumeId: 'vol-live1', destinationId: 'local' });
+      expect(await settle(engine, c.id)).toMatchObject({ state: 'available', method: 'copy', consistency: 'inconsistent' });
+    } finally {
+      fs.closeSync(holder);
+    }
+    // Nobody writing: the same copy is point-in-time again.
+    const d = await engine.createSnapshot({ accountId: ACCOUNT, volumeId: 'vol-live1', destinationId: 'local' });
+    expect(await settle(engine, d.id)).toMatchObject({ state: 'available', consistency: 'point-in-time' });
+  });
+
   it('runs 50 creates at once within jobs.concurrency, all available, ids unique', async () => {
     const xfs = mount('xfs', 512);
     const config = testConfig(xfs.mountPoint, { concurrency: 3 });

@@ -30,12 +30,13 @@ interface Target {
   available: boolean;
 }
 
+// Without root, the copy path still runs on whatever the temp directory is; with root, ext4
+// covers it on a filesystem of its own and the local run is not needed (so not registered).
 const TARGETS: Target[] = [
   { name: 'xfs', reflinks: true, available: canMake('xfs') },
   { name: 'btrfs', reflinks: true, available: canMake('btrfs') },
   { name: 'ext4', reflinks: false, available: canMake('ext4') },
-  // Without root, the copy path still runs on whatever the temp directory is.
-  { name: 'local', reflinks: false, available: !canMake('ext4') },
+  ...(canMake('ext4') ? [] : [{ name: 'local' as const, reflinks: false, available: true }]),
 ];
 
 for (const target of TARGETS) {
@@ -81,7 +82,8 @@ for (const target of TARGETS) {
     });
 
     for (const name of Object.keys(LAYOUTS)) {
-      it.runIf(target.reflinks)(`clones "${name}": same bytes, same size, no more blocks`, async () => {
+      // Clones exist only where the filesystem shares blocks: elsewhere there is no such test.
+      if (target.reflinks) it(`clones "${name}": same bytes, same size, no more blocks`, async () => {
         const src = sources.get(name)!;
         const dst = path.join(dir, `clone-${path.basename(src.file)}`);
         await cloneFile(src.file, dst);

@@ -51,7 +51,8 @@ function notifyReceiver(socketPath: string): { messages: string[]; stop(): void;
     '-c',
     `import socket,sys
 s=socket.socket(socket.AF_UNIX,socket.SOCK_DGRAM)
-s.bind(sys.argv[1])
+a=sys.argv[1]
+s.bind("\\0"+a[1:] if a.startswith("@") else a)
 print("LISTENING",flush=True)
 while True:
     print(s.recv(4096).decode(),flush=True)`,
@@ -104,6 +105,20 @@ describe.skipIf(!havePython)('systemd notify', () => {
     // READY came before STOPPING, and only once.
     expect(receiver.messages.filter((m) => m === 'READY=1')).toHaveLength(1);
     expect(receiver.messages.indexOf('READY=1')).toBeLessThan(receiver.messages.indexOf('STOPPING=1'));
+  });
+
+  it('reaches an abstract socket (NOTIFY_SOCKET=@name) too', async () => {
+    const dir = tempDir();
+    const name = `@volsnapd-test-${process.pid}-${Date.now()}`;
+    const receiver = notifyReceiver(name);
+    cleanups.push(() => receiver.stop());
+    await receiver.ready;
+    fs.mkdirSync(path.join(dir, 'volumes'));
+    const daemon = track(await spawnDaemon(writeConfig(dir, path.join(dir, 'volumes'), path.join(dir, 'snapshots')), { NOTIFY_SOCKET: name }));
+    await until('READY=1', () => receiver.messages.includes('READY=1'));
+    daemon.child.kill('SIGTERM');
+    expect(await daemon.exited).toBe(0);
+    await until('STOPPING=1', () => receiver.messages.includes('STOPPING=1'));
   });
 });
 
