@@ -7,6 +7,7 @@
         "native/clone.cc",
         "native/copy_sparse.cc",
         "native/extents.cc",
+        "native/lock.cc",
         "native/notify.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],

@@ -146,6 +146,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("copySparse", Napi::Function::New(env, JS_copySparse, "copySparse"));
   exports.Set("extents", Napi::Function::New(env, JS_extents, "extents"));
   exports.Set("sendNotify", Napi::Function::New(env, JS_sendNotify, "sendNotify"));
+  exports.Set("lockFile", Napi::Function::New(env, JS_lockFile, "lockFile"));
   return exports;
 }
 

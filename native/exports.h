@@ -12,6 +12,8 @@ Napi::Value JS_clone(const Napi::CallbackInfo& info);
 Napi::Value JS_copySparse(const Napi::CallbackInfo& info);
 // extents(path) → Promise<{ size, allocatedBytes, sharedBytes, unwrittenBytes, extentCount }>
 Napi::Value JS_extents(const Napi::CallbackInfo& info);
+// lockFile(path) → fd: an exclusive flock held until the fd is closed (throws EWOULDBLOCK if held)
+Napi::Value JS_lockFile(const Napi::CallbackInfo& info);
 // sendNotify(socketPath, message) → undefined (one datagram to a systemd notify socket)
 Napi::Value JS_sendNotify(const Napi::CallbackInfo& info);
 

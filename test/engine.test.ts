@@ -1,6 +1,7 @@
 // The engine on real filesystems: reflink on XFS, copy on ext4, staging across filesystems,
 // bounded concurrency, space refusals, and deletes/restores that leave every other file alone.
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 
@@ -43,6 +44,25 @@ describe('job queue', () => {
     );
     expect(peak).toBe(3);
     expect(done).toBe(20);
+  });
+});
+
+describe('one daemon per state directory', () => {
+  it('refuses a second engine on the same state_dir while the first runs, and names it', async () => {
+    const base = fs.mkdtempSync(path.join(os.tmpdir(), 'volsnapd-lock-'));
+    try {
+      const config = testConfig(base);
+      const first = await Engine.open(config);
+      const err = await Engine.open(config).catch((e) => e);
+      expect(err.message).toMatch(new RegExp(`another volsnapd is already using state_dir ${config.stateDir} \\(held by process ${process.pid}\\)`));
+      // The first one is untouched, and once it closes the directory is free again.
+      expect(first.catalogOpen).toBe(true);
+      await first.close();
+      const second = await Engine.open(config);
+      await second.close();
+    } finally {
+      fs.rmSync(base, { recursive: true, force: true });
+    }
   });
 });
 
@@ -219,6 +239,29 @@ describe.skipIf(!canMake('xfs') || !canMake('ext4'))('engine on real filesystems
     expect(sha256(path.join(config.volumesDir, 'vol-r1'))).toBe(before.a);
     await expect(engine.deleteSnapshot(a.id, ACCOUNT)).rejects.toMatchObject({ kind: 'InvalidVolumeState' });
     await expect(engine.deleteSnapshot(b.id, 'a-someoneelse')).rejects.toMatchObject({ kind: 'UnknownVolumeSnapshot' });
+  });
+
+  it('keeps exclusive bytes true as the volume is rewritten and siblings come and go', async () => {
+    const xfs = mount('xfs', 512);
+    const config = testConfig(xfs.mountPoint);
+    const vol = path.join(config.volumesDir, 'vol-x1');
+    writeDense(vol, 16 * MiB, 4 * MiB);
+    const engine = await Engine.open(config);
+    engines.push(engine);
+    const a = await settle(engine, (await engine.createSnapshot({ accountId: ACCOUNT, volumeId: 'vol-x1', destinationId: 'local' })).id);
+    expect(a.exclusiveBytes).toBe(0);
+    // The VM rewrites its whole disk: every block of `a` is now a's alone.
+    fs.rmSync(vol);
+    writeDense(vol, 16 * MiB, 4 * MiB);
+    const b = await settle(engine, (await engine.createSnapshot({ accountId: ACCOUNT, volumeId: 'vol-x1', destinationId: 'local' })).id);
+    await engine.refreshSizes('vol-x1');
+    expect(engine.getSnapshot(a.id, null)).toMatchObject({ exclusiveBytes: 16 * MiB, sharedBytes: 0 });
+    expect(engine.getSnapshot(b.id, null)).toMatchObject({ exclusiveBytes: 0, sharedBytes: 16 * MiB });
+    // Gone is the volume too: b's blocks are b's alone once nothing else holds them.
+    fs.rmSync(vol);
+    await engine.deleteSnapshot(a.id, null);
+    await engine.refreshSizes('vol-x1');
+    expect(engine.getSnapshot(b.id, null)).toMatchObject({ exclusiveBytes: 16 * MiB });
   });
 
   it('makes a retried create with the same id idempotent, and a different volume a conflict', async () => {

@@ -6,3 +6,5 @@ export type { Extents, CloneOptions, CopyOptions, CopyResult } from './operation
 export { canReflink, forgetReflink, forgetReflinkProbes, REFLINK_REFUSALS } from './probe';
 export { writeSnapshotFile, tempPathFor, stagingPathFor, fsyncDirectory, freeBytes } from './snapshot-file';
 export type { WriteMethod, WriteSnapshotOptions, WriteSnapshotResult } from './snapshot-file';
+export { lockStateDir, LOCK_FILE_NAME } from './lock';
+export type { StateLock } from './lock';

@@ -52,6 +52,7 @@ export interface NativeBinding {
   ): Promise<NativeCopyResult>;
   extents(file: string): Promise<NativeExtents>;
   sendNotify(socketPath: string, message: string): void;
+  lockFile(file: string): number;
 }
 
 // The package root is the nearest directory above this file holding package.json; the same code

@@ -8,7 +8,7 @@ import * as path from 'node:path';
 
 import { Catalog, CATALOG_FILE_NAME, DuplicateSnapshotError, StateConflictError, type SnapshotPage, type SnapshotQuery, type SnapshotRecord } from '../catalog';
 import type { Config, Destination } from '../config';
-import { canReflink, extents, freeBytes, fsyncDirectory, isNativeError, writeSnapshotFile, type WriteSnapshotResult } from '../fs';
+import { canReflink, extents, freeBytes, fsyncDirectory, isNativeError, lockStateDir, writeSnapshotFile, type StateLock, type WriteSnapshotResult } from '../fs';
 import { SNAPSHOT_ID_RE, VOLUME_ID_RE, newSnapshotId, newVolumeId } from '../ids';
 import { silentLogger, type Logger } from '../logger';
 import { EngineError } from './errors';
@@ -53,12 +53,15 @@ export class Engine implements SnapshotEngine {
   private readonly stagingDir: string;
   private orphanCount: number;
   private readonly restoring = new Set<string>();
+  // Size refreshes in flight, by origin volume, and whether another was asked for meanwhile.
+  private readonly refreshing = new Map<string, { again: boolean; done: Promise<void> }>();
 
   private constructor(
     private readonly config: Config,
     private readonly catalog: Catalog,
     private readonly options: EngineOptions,
     report: ReconcileReport,
+    private readonly lock: StateLock,
   ) {
     this.nodeId = config.nodeId;
     this.queue = new JobQueue(config.jobs.concurrency);
@@ -75,14 +78,17 @@ export class Engine implements SnapshotEngine {
    *  previous run left before anything is served. The directories must exist (ensureDirectories). */
   static async open(config: Config, options: EngineOptions = {}): Promise<Engine> {
     const logger = options.logger ?? silentLogger;
-    const catalog = Catalog.open(path.join(config.stateDir, CATALOG_FILE_NAME), { clock: options.clock });
+    const lock = lockStateDir(config.stateDir);
+    let catalog: Catalog | undefined;
     try {
+      catalog = Catalog.open(path.join(config.stateDir, CATALOG_FILE_NAME), { clock: options.clock });
       const stagingDir = path.join(config.volumesDir, STAGING_DIR_NAME);
       await fs.promises.mkdir(stagingDir, { recursive: true, mode: 0o700 });
       const report = await reconcile({ catalog, destinations: config.destinations, volumesDir: config.volumesDir, stagingDir, logger });
-      return new Engine(config, catalog, options, report);
+      return new Engine(config, catalog, options, report, lock);
     } catch (e) {
-      catalog.close();
+      catalog?.close();
+      lock.release();
       throw e;
     }
   }
@@ -92,7 +98,9 @@ export class Engine implements SnapshotEngine {
   async close(deadlineMs = this.config.jobs.shutdownDeadlineMs): Promise<void> {
     if (!this.catalog.isOpen) return;
     await this.queue.close(deadlineMs, 'cancelled: the daemon is shutting down');
+    await Promise.all([...this.refreshing.values()].map((r) => r.done));
     this.catalog.close();
+    this.lock.release();
   }
 
   /** Cancels every running and queued job at once (they end failed, nothing partial). */
@@ -250,6 +258,7 @@ export class Engine implements SnapshotEngine {
         exclusiveBytes: result.extents.exclusiveBytes,
       });
       log.info({ method: result.method, ms: Math.round(result.durationMs), bytes_copied: result.bytesCopied }, 'snapshot available');
+      this.refreshSizes(this.catalog.getSnapshot(id)!.originVolumeId);
       this.options.observer?.operation('create', 'success', { seconds: seconds(), method: result.method, bytesCopied: result.bytesCopied });
     } catch (e) {
       // The file may have been given its final name before the catalog update failed.
@@ -287,6 +296,7 @@ export class Engine implements SnapshotEngine {
       }
       const deleted = this.catalog.transition(id, ['deleting'], 'deleted');
       log.info({}, 'snapshot deleted');
+      this.refreshSizes(row.originVolumeId);
       this.options.observer?.operation('delete', 'success', { seconds: Number(process.hrtime.bigint() - started) / 1e9 });
       return deleted;
     } catch (e) {
@@ -294,6 +304,53 @@ export class Engine implements SnapshotEngine {
       log.error({ err: String(e) }, 'delete interrupted');
       this.options.observer?.operation('delete', 'failure', { seconds: Number(process.hrtime.bigint() - started) / 1e9 });
       throw e;
+    }
+  }
+
+  /**
+   * Re-reads the FIEMAP sizes of a volume's available snapshots in the background. What a snapshot
+   * shares changes when a sibling is made or deleted (and as the volume is rewritten), so the
+   * exclusive bytes recorded at creation go stale; each create or delete of a snapshot of the
+   * volume refreshes them all.
+   */
+  refreshSizes(originVolumeId: string): Promise<void> {
+    const running = this.refreshing.get(originVolumeId);
+    if (running) {
+      running.again = true;
+      return running.done;
+    }
+    const entry = { again: false, done: Promise.resolve() };
+    entry.done = (async () => {
+      do {
+        entry.again = false;
+        await this.refreshSizesOnce(originVolumeId);
+      } while (entry.again && this.catalog.isOpen);
+      this.refreshing.delete(originVolumeId);
+    })();
+    this.refreshing.set(originVolumeId, entry);
+    return entry.done;
+  }
+
+  private async refreshSizesOnce(originVolumeId: string): Promise<void> {
+    if (!this.catalog.isOpen) return;
+    const rows = this.catalog.listSnapshots({ accountId: null, now: this.clock(), originVolumeId, states: ['available'], start: 0, limit: null }).rows;
+    for (const row of rows) {
+      const dest = this.config.destinations.find((d) => d.id === row.destinationId);
+      if (!dest || !this.catalog.isOpen) continue;
+      try {
+        const e = await extents(snapshotFilePath(dest, row.id));
+        if (e.allocatedBytes === row.allocatedBytes && e.sharedBytes === row.sharedBytes) continue;
+        this.catalog.transition(row.id, ['available'], 'available', {
+          allocatedBytes: e.allocatedBytes,
+          sharedBytes: e.sharedBytes,
+          exclusiveBytes: e.exclusiveBytes,
+        });
+      } catch (e) {
+        // Deleted meanwhile, or its file is gone (doctor reports that): nothing to refresh.
+        if (!(e instanceof StateConflictError) && !isNativeError(e, 'ENOENT')) {
+          this.logger.warn({ snapshot_id: row.id, err: String(e) }, 'could not refresh snapshot sizes');
+        }
+      }
     }
   }
 
