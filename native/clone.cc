@@ -33,7 +33,7 @@ class CloneWorker : public PromiseWorker {
     if (sliceBytes_ == 0 || size_ <= sliceBytes_) {
       if (::ioctl(out.get(), FICLONE, in.get()) != 0) return Fail({errno, "", "ioctl(FICLONE)", dst_, ""});
       slices_ = 1;
-      progress.Send(new Progress{size_, size_}, 1);
+      SendProgress(progress, size_, size_);
     } else {
       for (uint64_t off = 0; off < size_; off += sliceBytes_) {
         if (IsCancelled(cancel_)) return Fail({ECANCELED, "ECANCELED", "clone", dst_, "cancelled"});
@@ -48,7 +48,7 @@ class CloneWorker : public PromiseWorker {
           return Fail({errno, "", "ioctl(FICLONERANGE)", dst_, ""});
         slices_++;
         uint64_t done = off + sliceBytes_ < size_ ? off + sliceBytes_ : size_;
-        progress.Send(new Progress{done, size_}, 1);
+        SendProgress(progress, done, size_);
       }
     }
     if (::ftruncate(out.get(), static_cast<off_t>(size_)) != 0) return Fail({errno, "", "ftruncate", dst_, ""});

@@ -87,6 +87,11 @@ class PromiseWorker : public Napi::AsyncProgressWorker<Progress> {
   bool OpenRegularFile(const std::string& path, Fd* fd, struct stat* st);
   // Creates a new file to write, never an existing one (O_EXCL), mode 0600.
   bool CreateNewFile(const std::string& path, Fd* fd);
+  // Send() copies the value into the worker's own buffer, so it goes by address, not by new.
+  static void SendProgress(const ExecutionProgress& progress, uint64_t done, uint64_t total) {
+    Progress p{done, total};
+    progress.Send(&p, 1);
+  }
   void OnError(const Napi::Error&) override;
   void OnOK() override;
   void OnProgress(const Progress* data, size_t count) override;

@@ -23,12 +23,13 @@ constexpr size_t kFallbackBuffer = 128 << 10;
 class CopySparseWorker : public PromiseWorker {
  public:
   CopySparseWorker(Napi::Env env, std::string src, std::string dst, uint64_t chunk, int leaseMode,
-                   Napi::Value onProgress, std::shared_ptr<std::atomic<bool>> cancel)
+                   bool dropSourceCache, Napi::Value onProgress, std::shared_ptr<std::atomic<bool>> cancel)
       : PromiseWorker(env, "volsnap.copySparse", onProgress),
         src_(std::move(src)),
         dst_(std::move(dst)),
         chunk_(chunk),
         leaseMode_(leaseMode),
+        dropSourceCache_(dropSourceCache),
         cancel_(std::move(cancel)) {}
 
  protected:
@@ -39,11 +40,14 @@ class CopySparseWorker : public PromiseWorker {
     size_ = static_cast<uint64_t>(st.st_size);
 
     if (leaseMode_ != kLeaseNone) {
+      // A lease break signals the fd's owner, which F_SETLEASE makes this process: SIGIO by
+      // default, whose default action ends the process. Ask for SIGURG (default: ignored) before
+      // taking the lease, so a writer arriving at any moment cannot kill us, then clear the owner;
+      // the break is seen by polling F_GETLEASE.
+      ::fcntl(in.get(), F_SETSIG, SIGURG);
       // The kernel grants a read lease only while no one has the file open for writing.
       if (::fcntl(in.get(), F_SETLEASE, F_RDLCK) == 0) {
         leaseHeld_ = true;
-        // A lease break signals the owner (SIGIO by default, which would end the process).
-        // Clearing the owner suppresses the signal; the break is seen by polling F_GETLEASE.
         ::fcntl(in.get(), F_SETOWN, 0);
       } else if (leaseMode_ == kLeaseRequire) {
         return Fail({errno, "", "fcntl(F_SETLEASE)", src_, "the file is open for writing"});
@@ -56,7 +60,7 @@ class CopySparseWorker : public PromiseWorker {
     ::posix_fadvise(in.get(), 0, 0, POSIX_FADV_SEQUENTIAL);
 
     if (!CountData(in.get())) return;
-    progress.Send(new Progress{0, dataBytes_}, 1);
+    SendProgress(progress, 0, dataBytes_);
 
     uint64_t pos = 0;
     while (pos < size_) {
@@ -74,11 +78,20 @@ class CopySparseWorker : public PromiseWorker {
         uint64_t n = std::min<uint64_t>(chunk_, end - off);
         uint64_t moved = 0;
         if (!CopyChunk(in.get(), out.get(), off, n, &moved)) return;
-        if (moved == 0) break;  // the source shrank under us; its final size is what we keep
+        if (moved == 0) {
+          // Nothing moved before the extent's end. Some filesystems say so from copy_file_range
+          // before EOF: if the source still reaches past here, read and write the chunk instead.
+          struct stat now;
+          if (::fstat(in.get(), &now) != 0) return Fail({errno, "", "fstat", src_, ""});
+          if (static_cast<uint64_t>(now.st_size) <= off) break;  // it shrank: keep what it had
+          if (fallback_) return Fail({EIO, "", "pread", src_, "no data before the end of the file"});
+          fallback_ = true;
+          continue;
+        }
         if (!WriteBehind(in.get(), out.get(), off, moved)) return;
         off += moved;
         done_ += moved;
-        progress.Send(new Progress{done_, std::max(done_, dataBytes_)}, 1);
+        SendProgress(progress, done_, std::max(done_, dataBytes_));
       }
       pos = end;
     }
@@ -122,11 +135,12 @@ class CopySparseWorker : public PromiseWorker {
   }
 
   // Keeps a long copy from flooding the page cache (and the VMs' cached data with it): the pages
-  // just read are dropped, the pages just written are sent to disk at once, and the previous
-  // chunk's are waited for and dropped. Dirty data stays near two chunks, so the final fsync is
-  // short and the kernel never throttles us for minutes of writeback.
+  // just written are sent to disk at once, and the previous chunk's are waited for and dropped.
+  // Dirty data stays near two chunks, so the final fsync is short and the kernel never throttles
+  // us for minutes of writeback. The pages read are dropped too when the caller says the source
+  // is its own (a staging clone, a snapshot file), never from a volume a VM may be using.
   bool WriteBehind(int in, int out, uint64_t off, uint64_t n) {
-    ::posix_fadvise(in, static_cast<off_t>(off), static_cast<off_t>(n), POSIX_FADV_DONTNEED);
+    if (dropSourceCache_) ::posix_fadvise(in, static_cast<off_t>(off), static_cast<off_t>(n), POSIX_FADV_DONTNEED);
     if (::sync_file_range(out, static_cast<off_t>(off), static_cast<off_t>(n), SYNC_FILE_RANGE_WRITE) != 0) {
       Fail({errno, "", "sync_file_range", dst_, ""});
       return false;
@@ -213,6 +227,7 @@ class CopySparseWorker : public PromiseWorker {
   std::string src_, dst_;
   uint64_t chunk_;
   int leaseMode_;
+  bool dropSourceCache_;
   std::shared_ptr<std::atomic<bool>> cancel_;
   uint64_t size_ = 0, dataBytes_ = 0, done_ = 0, fallbackBytes_ = 0;
   uint64_t behindOff_ = 0, behindLen_ = 0;
@@ -232,9 +247,10 @@ Napi::Value JS_copySparse(const Napi::CallbackInfo& info) {
     Napi::RangeError::New(info.Env(), "Expected chunkBytes of at least 4096").ThrowAsJavaScriptException();
     return info.Env().Undefined();
   }
+  bool dropSourceCache = info.Length() > 4 && info[4].IsBoolean() && info[4].As<Napi::Boolean>().Value();
   auto* worker = new CopySparseWorker(info.Env(), src, dst, static_cast<uint64_t>(chunk), static_cast<int>(lease),
-                                      info.Length() > 4 ? info[4] : info.Env().Undefined(),
-                                      CancelFlagFrom(info.Length() > 5 ? info[5] : info.Env().Undefined()));
+                                      dropSourceCache, info.Length() > 5 ? info[5] : info.Env().Undefined(),
+                                      CancelFlagFrom(info.Length() > 6 ? info[6] : info.Env().Undefined()));
   Napi::Promise promise = worker->Promise();
   worker->Queue();
   return promise;

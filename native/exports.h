@@ -7,7 +7,7 @@ namespace volsnap {
 
 // clone(src, dst, sliceBytes, onProgress?, cancellation?) → Promise<{ bytes, slices }>
 Napi::Value JS_clone(const Napi::CallbackInfo& info);
-// copySparse(src, dst, chunkBytes, leaseMode, onProgress?, cancellation?) →
+// copySparse(src, dst, chunkBytes, leaseMode, dropSourceCache, onProgress?, cancellation?) →
 //   Promise<{ size, dataBytes, bytesCopied, fallbackBytes, leaseHeld }>
 Napi::Value JS_copySparse(const Napi::CallbackInfo& info);
 // extents(path) → Promise<{ size, allocatedBytes, sharedBytes, unwrittenBytes, extentCount }>

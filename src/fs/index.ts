@@ -1,8 +1,8 @@
 // The file layer: everything above it moves volume data only through these functions.
 export { NativeError, isNativeError } from './errors';
 export { native } from './native';
-export { cloneFile, copySparse, extents, checkSource, checkDestination, MiB, DEFAULT_CHUNK_BYTES } from './operations';
-export type { Extents, CloneOptions, CopyOptions, CopyResult } from './operations';
+export { cloneFile, copySparse, extents, spaceUsage, checkSource, checkDestination, MiB, DEFAULT_CHUNK_BYTES } from './operations';
+export type { Extents, SpaceUsage, CloneOptions, CopyOptions, CopyResult } from './operations';
 export { canReflink, forgetReflink, forgetReflinkProbes, REFLINK_REFUSALS } from './probe';
 export { writeSnapshotFile, tempPathFor, stagingPathFor, fsyncDirectory, freeBytes } from './snapshot-file';
 export type { WriteMethod, WriteSnapshotOptions, WriteSnapshotResult } from './snapshot-file';

@@ -47,6 +47,7 @@ export interface NativeBinding {
     dst: string,
     chunkBytes: number,
     leaseMode: number,
+    dropSourceCache: boolean,
     onProgress?: ProgressCallback,
     cancel?: NativeCancellation,
   ): Promise<NativeCopyResult>;

@@ -38,6 +38,9 @@ export interface CopyOptions {
    *  open for writing and aborts (ELEASEBROKEN) when a writer opens it; 'try' copies anyway and
    *  reports whether the lease held throughout (leaseHeld). */
   lease?: keyof typeof LEASE_MODES;
+  /** The source is the caller's own file (a staging clone, a snapshot): drop its pages from the
+   *  page cache as they are copied. Never for a volume a VM may be using. */
+  dropSourceCache?: boolean;
   onProgress?: ProgressCallback;
   signal?: AbortSignal;
 }
@@ -146,7 +149,7 @@ export async function copySparse(src: string, dst: string, options: CopyOptions 
   if (options.signal?.aborted) throw invalid(`copy to '${target}' was cancelled before it started`, 'ECANCELED', 'copySparse', target);
   try {
     return await withCancellation(options.signal, (c) =>
-      native.copySparse(source, target, chunk, LEASE_MODES[lease], options.onProgress, c),
+      native.copySparse(source, target, chunk, LEASE_MODES[lease], options.dropSourceCache ?? false, options.onProgress, c),
     );
   } catch (e) {
     throw NativeError.fromNative(e, caller);
@@ -170,5 +173,24 @@ export async function extents(file: string): Promise<Extents> {
     };
   } catch (e) {
     throw NativeError.fromNative(e, caller);
+  }
+}
+
+/** What a file holds on disk where FIEMAP cannot say (tmpfs, some ZFS): st_blocks, and sharing
+ *  unknown (`exact: false`). */
+export interface SpaceUsage extends Extents {
+  exact: boolean;
+}
+
+const NO_FIEMAP = ['EOPNOTSUPP', 'ENOTSUP', 'ENOTTY', 'EINVAL'];
+
+export async function spaceUsage(file: string): Promise<SpaceUsage> {
+  try {
+    return { ...(await extents(file)), exact: true };
+  } catch (e) {
+    if (!(e instanceof NativeError) || !NO_FIEMAP.includes(e.code)) throw e;
+    const st = await fs.promises.stat(file);
+    const bytes = st.blocks * 512;
+    return { size: st.size, blockBytes: bytes, allocatedBytes: bytes, sharedBytes: 0, exclusiveBytes: bytes, unwrittenBytes: 0, extentCount: 0, exact: false };
   }
 }

@@ -7,7 +7,7 @@ import * as path from 'node:path';
 
 import { NativeError, isNativeError } from './errors';
 import { type ProgressCallback } from './native';
-import { checkDestination, checkSource, cloneFile, copySparse, extents, type Extents } from './operations';
+import { checkDestination, checkSource, cloneFile, copySparse, spaceUsage, type SpaceUsage } from './operations';
 import { REFLINK_REFUSALS, canReflink, forgetReflink } from './probe';
 
 export type WriteMethod = 'auto' | 'reflink' | 'copy';
@@ -26,6 +26,9 @@ export interface WriteSnapshotOptions {
   /** Owner and permission bits for the new file (a restored volume gets its origin volume's), set
    *  before it takes its final name. Default: the daemon's user, mode 0600. */
   owner?: { uid: number; gid: number; mode: number };
+  /** The source is the caller's own file (a snapshot being restored): its pages may be dropped
+   *  from the page cache as they are copied. A staging clone always is. */
+  dropSourceCache?: boolean;
   /** Called when the point-in-time image is taken and only its copy remains ("registering"). */
   onStaged?: () => void;
   signal?: AbortSignal;
@@ -39,7 +42,8 @@ export interface WriteSnapshotResult {
   pointInTime: boolean;
   bytesCopied: number;
   durationMs: number;
-  extents: Extents;
+  /** FIEMAP sizes of the file (`exact: false` where the filesystem has no FIEMAP). */
+  extents: SpaceUsage;
 }
 
 /** `.<name>.tmp` beside the final file: `snap-ab12cd34.snap` → `.snap-ab12cd34.tmp`. */
@@ -80,7 +84,7 @@ export async function freeBytes(dir: string): Promise<number> {
 
 /** Refuse a copy before it starts when the target's filesystem cannot hold the source's data. */
 async function checkSpaceForCopy(src: string, dir: string): Promise<void> {
-  const [need, free] = await Promise.all([extents(src).then((e) => e.allocatedBytes), freeBytes(dir)]);
+  const [need, free] = await Promise.all([spaceUsage(src).then((e) => e.allocatedBytes), freeBytes(dir)]);
   if (need > free) {
     throw new NativeError(
       `not enough space in '${dir}' for a copy of '${src}': need ${need} bytes, ${free} free`,
@@ -111,6 +115,8 @@ export async function writeSnapshotFile(
   const common = { signal: options.signal, onProgress: options.onProgress };
 
   let used: 'reflink' | 'copy' = 'reflink';
+  let linked = false;
+  let ext: SpaceUsage;
   let staged = false;
   let pointInTime = true;
   let bytesCopied = 0;
@@ -146,22 +152,31 @@ export async function writeSnapshotFile(
         ...common,
         chunkBytes: options.chunkBytes,
         lease: staged ? 'none' : (options.lease ?? 'none'),
+        dropSourceCache: staged || (options.dropSourceCache ?? false),
       });
       bytesCopied = copied.bytesCopied;
       pointInTime = staged || copied.leaseHeld;
     }
     if (options.owner) await applyOwner(temp, options.owner);
+    // Measured before the final name: a failure here leaves no final file behind.
+    ext = await spaceUsage(temp);
     // link() refuses an existing name where rename() would replace it: nothing is overwritten.
     await fs.promises.link(temp, target);
+    linked = true;
     await fs.promises.unlink(temp);
     await fsyncDirectory(dir);
   } catch (e) {
     await fs.promises.rm(temp, { force: true });
+    // Failed after taking its final name: the name goes too, or a complete-looking file would
+    // stand beside a failed snapshot.
+    if (linked) {
+      await fs.promises.rm(target, { force: true });
+      await fsyncDirectory(dir).catch(() => undefined);
+    }
     throw e;
   } finally {
     if (staging) await fs.promises.rm(staging, { force: true });
   }
-  const ext = await extents(target);
   return {
     method: used,
     staged,
