@@ -1,5 +1,6 @@
 // The engine on real filesystems: reflink on XFS, copy on ext4, staging across filesystems,
 // bounded concurrency, space refusals, and deletes/restores that leave every other file alone.
+import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -253,14 +254,21 @@ describe.skipIf(!canMake('xfs') || !canMake('ext4'))('engine on real filesystems
     // The VM rewrites its whole disk: every block of `a` is now a's alone.
     fs.rmSync(vol);
     writeDense(vol, 16 * MiB, 4 * MiB);
+    execFileSync('sync');
     const b = await settle(engine, (await engine.createSnapshot({ accountId: ACCOUNT, volumeId: 'vol-x1', destinationId: 'local' })).id);
     await engine.refreshSizes('vol-x1');
     expect(engine.getSnapshot(a.id, null)).toMatchObject({ exclusiveBytes: 16 * MiB, sharedBytes: 0 });
     expect(engine.getSnapshot(b.id, null)).toMatchObject({ exclusiveBytes: 0, sharedBytes: 16 * MiB });
-    // Gone is the volume too: b's blocks are b's alone once nothing else holds them.
+    // Gone is the volume too: b's blocks are b's alone once nothing else holds them. XFS frees
+    // an unlinked file's blocks in the background, so the refresh may need a moment to see it.
     fs.rmSync(vol);
     await engine.deleteSnapshot(a.id, null);
-    await engine.refreshSizes('vol-x1');
+    for (const until = Date.now() + 10_000; Date.now() < until; ) {
+      execFileSync('sync');
+      await engine.refreshSizes('vol-x1');
+      if (engine.getSnapshot(b.id, null)!.exclusiveBytes === 16 * MiB) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
     expect(engine.getSnapshot(b.id, null)).toMatchObject({ exclusiveBytes: 16 * MiB });
   });
 

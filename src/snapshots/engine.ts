@@ -8,7 +8,7 @@ import * as path from 'node:path';
 
 import { Catalog, CATALOG_FILE_NAME, DuplicateSnapshotError, StateConflictError, type SnapshotPage, type SnapshotQuery, type SnapshotRecord } from '../catalog';
 import type { Config, Destination } from '../config';
-import { canReflink, extents, freeBytes, fsyncDirectory, isNativeError, lockStateDir, writeSnapshotFile, type StateLock, type WriteSnapshotResult } from '../fs';
+import { canReflink, freeBytes, fsyncDirectory, isNativeError, lockStateDir, spaceUsage, tempPathFor, writeSnapshotFile, type StateLock, type WriteSnapshotResult } from '../fs';
 import { SNAPSHOT_ID_RE, VOLUME_ID_RE, newSnapshotId, newVolumeId } from '../ids';
 import { silentLogger, type Logger } from '../logger';
 import { EngineError } from './errors';
@@ -53,8 +53,11 @@ export class Engine implements SnapshotEngine {
   private readonly stagingDir: string;
   private orphanCount: number;
   private readonly restoring = new Set<string>();
+  // Snapshots being read by a restore, with how many restores: they cannot be deleted meanwhile.
+  private readonly pinned = new Map<string, number>();
   // Size refreshes in flight, by origin volume, and whether another was asked for meanwhile.
   private readonly refreshing = new Map<string, { again: boolean; done: Promise<void> }>();
+  private readonly laterRefreshes = new Set<NodeJS.Timeout>();
 
   private constructor(
     private readonly config: Config,
@@ -93,12 +96,20 @@ export class Engine implements SnapshotEngine {
     }
   }
 
-  /** Lets running jobs finish up to `deadlineMs`, cancels the rest (they end failed, nothing
-   *  partial), then closes the catalog. */
+  /** Stops taking jobs, lets running ones finish up to `deadlineMs`, cancels the rest (they end
+   *  failed, nothing partial), and waits for background size refreshes. The catalog stays open
+   *  for requests still being answered. */
+  async stopJobs(deadlineMs = this.config.jobs.shutdownDeadlineMs): Promise<void> {
+    await this.queue.close(deadlineMs, 'cancelled: the daemon is shutting down');
+    for (const t of this.laterRefreshes) clearTimeout(t);
+    this.laterRefreshes.clear();
+    await Promise.all([...this.refreshing.values()].map((r) => r.done));
+  }
+
+  /** stopJobs, then closes the catalog and releases the state directory. */
   async close(deadlineMs = this.config.jobs.shutdownDeadlineMs): Promise<void> {
     if (!this.catalog.isOpen) return;
-    await this.queue.close(deadlineMs, 'cancelled: the daemon is shutting down');
-    await Promise.all([...this.refreshing.values()].map((r) => r.done));
+    await this.stopJobs(deadlineMs);
     this.catalog.close();
     this.lock.release();
   }
@@ -134,7 +145,7 @@ export class Engine implements SnapshotEngine {
   }
 
   /** Catalog against files, on demand (doctor); refreshes the orphan count. */
-  async checkFiles(): Promise<{ orphans: string[]; missing: string[] }> {
+  async checkFiles(): Promise<{ orphans: string[]; missing: string[]; problems: string[] }> {
     const r = await scanSnapshotFiles(this.catalog, this.config.destinations);
     this.orphanCount = r.orphans.length;
     return r;
@@ -178,7 +189,7 @@ export class Engine implements SnapshotEngine {
 
     const reflinks = await canReflink(this.config.volumesDir, dest.path).catch(() => false);
     if (!reflinks) {
-      const [need, free] = await Promise.all([extents(source).then((e) => e.allocatedBytes), freeBytes(dest.path)]);
+      const [need, free] = await Promise.all([spaceUsage(source).then((e) => e.allocatedBytes), freeBytes(dest.path)]);
       if (need > free) {
         throw new EngineError('OutOfDiskSpace', `destination '${dest.id}' has ${free} bytes free; a copy of ${req.volumeId} needs ${need}`);
       }
@@ -186,9 +197,17 @@ export class Engine implements SnapshotEngine {
 
     let record: SnapshotRecord | undefined;
     for (let attempt = 0; record === undefined; attempt++) {
+      const id = req.id ?? newSnapshotId();
+      // A file already under this name (an orphan kept for the operator, another node's snapshot
+      // on a shared destination) is never taken over: a failed or deleted row would remove it.
+      if (this.fileExists(snapshotFilePath(dest, id)) || this.fileExists(tempPathFor(snapshotFilePath(dest, id)))) {
+        if (req.id !== undefined) throw new EngineError('Conflict', `snapshot id '${id}' is already in use`);
+        continue;
+      }
+      if (this.queue.isClosed) throw new EngineError('ServiceUnavailable', 'the daemon is shutting down; try again on its next start');
       try {
         record = this.catalog.insertSnapshot({
-          id: req.id ?? newSnapshotId(),
+          id,
           accountId: req.accountId,
           originVolumeId: req.volumeId,
           destinationId: dest.id,
@@ -207,7 +226,13 @@ export class Engine implements SnapshotEngine {
       }
     }
     const id = record.id;
-    void this.queue.push(id, (signal) => this.runCreate(id, source, dest, signal));
+    try {
+      void this.queue.push(id, (signal) => this.runCreate(id, source, dest, signal));
+    } catch {
+      // Shutdown began between the check and now: the row must not wait for a restart.
+      this.catalog.transition(id, ['creating'], 'failed', { error: 'cancelled: the daemon is shutting down' });
+      throw new EngineError('ServiceUnavailable', 'the daemon is shutting down; try again on its next start');
+    }
     return record;
   }
 
@@ -215,8 +240,9 @@ export class Engine implements SnapshotEngine {
   private idempotent(req: CreateSnapshotRequest): SnapshotRecord | undefined {
     const existing = this.catalog.getSnapshot(req.id!);
     if (!existing) return undefined;
+    // The same answer whoever holds the id, so a caller learns nothing of other accounts.
     if (existing.accountId !== req.accountId || existing.originVolumeId !== req.volumeId || existing.destinationId !== req.destinationId) {
-      throw new EngineError('Conflict', `snapshot id '${req.id}' is already used for another volume or destination`);
+      throw new EngineError('Conflict', `snapshot id '${req.id}' is already in use`);
     }
     return existing;
   }
@@ -229,6 +255,7 @@ export class Engine implements SnapshotEngine {
     const interval = this.options.progressIntervalMs ?? 500;
     let lastWrite = 0;
     let result: WriteSnapshotResult | undefined;
+    let committed = false;
     try {
       if (signal.aborted) throw signal.reason;
       log.info({ destination: dest.id }, 'snapshot started');
@@ -248,19 +275,26 @@ export class Engine implements SnapshotEngine {
           this.catalog.updateProgress(id, done, Math.min(99, Math.floor((done / total) * 100)));
         },
       });
-      this.catalog.transition(id, ['creating', 'registering'], 'available', {
+      const done = this.catalog.transition(id, ['creating', 'registering'], 'available', {
         method: result.method,
         consistency: result.pointInTime ? 'point-in-time' : 'inconsistent',
         bytesDone: result.bytesCopied,
         bytesTotal: result.extents.allocatedBytes,
         allocatedBytes: result.extents.allocatedBytes,
-        sharedBytes: result.extents.sharedBytes,
-        exclusiveBytes: result.extents.exclusiveBytes,
+        // Unknown where the filesystem has no FIEMAP, rather than a guess.
+        sharedBytes: result.extents.exact ? result.extents.sharedBytes : null,
+        exclusiveBytes: result.extents.exact ? result.extents.exclusiveBytes : null,
       });
+      committed = true;
       log.info({ method: result.method, ms: Math.round(result.durationMs), bytes_copied: result.bytesCopied }, 'snapshot available');
-      this.refreshSizes(this.catalog.getSnapshot(id)!.originVolumeId);
+      void this.refreshSizes(done.originVolumeId);
       this.options.observer?.operation('create', 'success', { seconds: seconds(), method: result.method, bytesCopied: result.bytesCopied });
     } catch (e) {
+      // Available is final: nothing after it may take the file away.
+      if (committed) {
+        log.error({ err: String(e) }, 'after the snapshot became available');
+        return;
+      }
       // The file may have been given its final name before the catalog update failed.
       if (result) await fs.promises.rm(final, { force: true }).catch(() => undefined);
       const reason = describeFailure(e, this.config.allowInconsistentCopy);
@@ -281,6 +315,11 @@ export class Engine implements SnapshotEngine {
     if (row.state !== 'available' && row.state !== 'failed') {
       throw new EngineError('InvalidVolumeState', `snapshot '${id}' is ${row.state}; only available or failed snapshots can be deleted`);
     }
+    if (this.pinned.has(id)) throw new EngineError('InvalidVolumeState', `snapshot '${id}' is being restored; delete it when the restore is done`);
+    const dest = this.config.destinations.find((d) => d.id === row.destinationId);
+    if (!dest) {
+      throw new EngineError('InvalidParameter', `snapshot '${id}' is in destination '${row.destinationId}', which is no longer configured; configure it again to delete the snapshot's file`);
+    }
     try {
       this.catalog.transition(id, ['available', 'failed'], 'deleting');
     } catch (e) {
@@ -288,22 +327,27 @@ export class Engine implements SnapshotEngine {
       throw e;
     }
     const log = this.logger.child({ snapshot_id: id });
-    const dest = this.config.destinations.find((d) => d.id === row.destinationId);
     try {
-      if (dest) {
-        await fs.promises.rm(snapshotFilePath(dest, id), { force: true });
-        await fsyncDirectory(dest.path);
-      }
+      await fs.promises.rm(snapshotFilePath(dest, id), { force: true });
+      await fsyncDirectory(dest.path);
       const deleted = this.catalog.transition(id, ['deleting'], 'deleted');
       log.info({}, 'snapshot deleted');
-      this.refreshSizes(row.originVolumeId);
+      void this.refreshSizes(row.originVolumeId);
+      // Some filesystems (XFS) free an unlinked file's blocks in the background: look again
+      // a little later so the siblings' exclusive bytes catch up.
+      const later = setTimeout(() => {
+        this.laterRefreshes.delete(later);
+        void this.refreshSizes(row.originVolumeId);
+      }, 2000);
+      later.unref();
+      this.laterRefreshes.add(later);
       this.options.observer?.operation('delete', 'success', { seconds: Number(process.hrtime.bigint() - started) / 1e9 });
       return deleted;
     } catch (e) {
       // The row stays 'deleting'; the next start finishes the delete.
       log.error({ err: String(e) }, 'delete interrupted');
       this.options.observer?.operation('delete', 'failure', { seconds: Number(process.hrtime.bigint() - started) / 1e9 });
-      throw e;
+      throw new EngineError('ServiceUnavailable', `the snapshot file could not be removed (${e instanceof Error ? e.message : String(e)}); the delete finishes on the next start`);
     }
   }
 
@@ -338,7 +382,8 @@ export class Engine implements SnapshotEngine {
       const dest = this.config.destinations.find((d) => d.id === row.destinationId);
       if (!dest || !this.catalog.isOpen) continue;
       try {
-        const e = await extents(snapshotFilePath(dest, row.id));
+        const e = await spaceUsage(snapshotFilePath(dest, row.id));
+        if (!e.exact) continue;
         if (e.allocatedBytes === row.allocatedBytes && e.sharedBytes === row.sharedBytes) continue;
         this.catalog.transition(row.id, ['available'], 'available', {
           allocatedBytes: e.allocatedBytes,
@@ -371,6 +416,7 @@ export class Engine implements SnapshotEngine {
     const dest = this.destination(row.destinationId);
     const source = snapshotFilePath(dest, row.id);
     this.restoring.add(volumeId);
+    this.pinned.set(row.id, (this.pinned.get(row.id) ?? 0) + 1);
     const log = this.logger.child({ snapshot_id: row.id, volume_id: volumeId });
     let failure: unknown;
     try {
@@ -382,6 +428,7 @@ export class Engine implements SnapshotEngine {
           const r = await writeSnapshotFile(source, target, {
             signal,
             chunkBytes: this.options.chunkBytes,
+            dropSourceCache: true,
             ...(origin ? { owner: { uid: origin.uid, gid: origin.gid, mode: origin.mode } } : {}),
           });
           log.info({ method: r.method, ms: Math.round(r.durationMs) }, 'volume restored');
@@ -390,18 +437,30 @@ export class Engine implements SnapshotEngine {
           failure = e;
         }
       });
+    } catch (e) {
+      // The queue closed (shutdown) before the job could be queued.
+      failure = e;
     } finally {
       this.restoring.delete(volumeId);
+      const pins = (this.pinned.get(row.id) ?? 1) - 1;
+      if (pins > 0) this.pinned.set(row.id, pins);
+      else this.pinned.delete(row.id);
     }
     if (failure !== undefined) {
       this.options.observer?.operation('restore', 'failure', { seconds: Number(process.hrtime.bigint() - started) / 1e9 });
       if (isNativeError(failure, 'ENOSPC')) throw new EngineError('OutOfDiskSpace', describeFailure(failure, false));
       if (isNativeError(failure, 'EEXIST')) throw new EngineError('Conflict', `volume '${volumeId}' already exists; a restore never overwrites a volume`);
+      if (isNativeError(failure, 'ECANCELED') || this.queue.isClosed) throw new EngineError('ServiceUnavailable', 'the restore was cancelled: the daemon is shutting down');
+      if (isNativeError(failure, 'ENOENT') && failure.path === source) throw new EngineError('UnknownVolumeSnapshot', `snapshot '${row.id}' has no file (see doctor)`);
       throw failure;
     }
     const info = await statVolume(this.config.volumesDir, volumeId);
     if (!info) throw new Error(`restored volume ${volumeId} vanished`);
     return info;
+  }
+
+  private fileExists(file: string): boolean {
+    return fs.existsSync(file);
   }
 
   listVolumes(): Promise<VolumeInfo[]> {

@@ -9,8 +9,9 @@ import type { Destination } from '../config';
 import { stagingPathFor, tempPathFor } from '../fs';
 import type { Logger } from '../logger';
 
-/** Names the write protocol leaves while it works: `.snap-x.tmp`, `.vol-x.tmp`, `.snap-x.staging`. */
-export const PROTOCOL_LEFTOVER = /^\.(snap|vol)-[a-z0-9]+\.(tmp|staging)$/;
+/** Names the write protocol leaves while it works: `.snap-x.tmp`, `.vol-x.tmp`, `.snap-x.staging`,
+ *  and the reflink probe's `.volsnapd-probe-<hex>.src`/`.dst`. */
+export const PROTOCOL_LEFTOVER = /^\.(?:(?:snap|vol)-[a-z0-9]+\.(?:tmp|staging)|volsnapd-probe-[0-9a-f]+\.(?:src|dst))$/;
 export const SNAPSHOT_FILE = /^(snap-[a-z0-9]+)\.snap$/;
 
 export interface ReconcileReport {
@@ -21,18 +22,26 @@ export interface ReconcileReport {
   orphans: string[];
   /** available rows whose file is gone. */
   missing: string[];
+  /** What could not be done (a read-only destination, say): logged, left for the next start. */
+  problems: string[];
 }
 
 export function snapshotFilePath(dest: Destination, id: string): string {
   return path.join(dest.path, `${id}.snap`);
 }
 
-async function removeIfPresent(file: string, removed: string[]): Promise<void> {
+// One destination that cannot be written (remounted read-only after errors, left out of the
+// unit's ReadWritePaths=) must not keep the whole node from starting: each failure is recorded
+// and the rest goes on.
+async function removeIfPresent(file: string, report: ReconcileReport): Promise<boolean> {
   try {
     await fs.promises.unlink(file);
-    removed.push(file);
+    report.removedLeftovers.push(file);
+    return true;
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return true;
+    report.problems.push(`cannot remove ${file}: ${(e as Error).message}`);
+    return false;
   }
 }
 
@@ -44,7 +53,7 @@ export async function reconcile(opts: {
   logger: Logger;
 }): Promise<ReconcileReport> {
   const { catalog, destinations, logger } = opts;
-  const report: ReconcileReport = { failed: [], finishedDeletes: [], removedLeftovers: [], orphans: [], missing: [] };
+  const report: ReconcileReport = { failed: [], finishedDeletes: [], removedLeftovers: [], orphans: [], missing: [], problems: [] };
   const byId = new Map(destinations.map((d) => [d.id, d]));
 
   // Interrupted creates: nothing they wrote counts. Their final file may exist (a crash between
@@ -53,9 +62,9 @@ export async function reconcile(opts: {
     const dest = byId.get(row.destinationId);
     if (dest) {
       const final = snapshotFilePath(dest, row.id);
-      await removeIfPresent(tempPathFor(final), report.removedLeftovers);
-      await removeIfPresent(final, report.removedLeftovers);
-      await removeIfPresent(stagingPathFor(opts.stagingDir, final), report.removedLeftovers);
+      await removeIfPresent(tempPathFor(final), report);
+      await removeIfPresent(final, report);
+      await removeIfPresent(stagingPathFor(opts.stagingDir, final), report);
     }
     catalog.transition(row.id, [row.state], 'failed', { error: `interrupted while ${row.state}: the daemon stopped before the snapshot was complete` });
     report.failed.push(row.id);
@@ -64,7 +73,8 @@ export async function reconcile(opts: {
   // Interrupted deletes: finish them.
   for (const row of catalog.snapshotsInStates(['deleting'])) {
     const dest = byId.get(row.destinationId);
-    if (dest) await removeIfPresent(snapshotFilePath(dest, row.id), report.removedLeftovers);
+    // A file that cannot be removed keeps its row 'deleting' for the next start to try again.
+    if (dest && !(await removeIfPresent(snapshotFilePath(dest, row.id), report))) continue;
     catalog.transition(row.id, ['deleting'], 'deleted');
     report.finishedDeletes.push(row.id);
   }
@@ -75,23 +85,25 @@ export async function reconcile(opts: {
     try {
       names = await fs.promises.readdir(dir);
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') continue;
-      throw e;
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') report.problems.push(`cannot read ${dir}: ${(e as Error).message}`);
+      continue;
     }
     for (const name of names) {
-      if (PROTOCOL_LEFTOVER.test(name)) await removeIfPresent(path.join(dir, name), report.removedLeftovers);
+      if (PROTOCOL_LEFTOVER.test(name)) await removeIfPresent(path.join(dir, name), report);
     }
   }
 
   const found = await scanSnapshotFiles(catalog, destinations);
   report.orphans = found.orphans;
   report.missing = found.missing;
+  report.problems.push(...found.problems);
 
   logEach(logger, 'warn', report.failed, 'snapshot_id', 'snapshot interrupted by a stop; marked failed');
   logEach(logger, 'info', report.finishedDeletes, 'snapshot_id', 'finished an interrupted delete');
   logEach(logger, 'info', report.removedLeftovers, 'file', 'removed a leftover of an interrupted write');
   logEach(logger, 'warn', report.orphans, 'file', 'snapshot file with no catalog row (kept; remove it by hand if it is not needed)');
   logEach(logger, 'error', report.missing, 'snapshot_id', 'available snapshot has no file');
+  logEach(logger, 'error', report.problems, 'problem', 'start-up reconciliation could not finish this; the next start tries again');
   return report;
 }
 
@@ -113,26 +125,28 @@ function logEach(logger: Logger, level: 'info' | 'warn' | 'error', items: string
 export async function scanSnapshotFiles(
   catalog: Catalog,
   destinations: Destination[],
-): Promise<{ orphans: string[]; missing: string[] }> {
+): Promise<{ orphans: string[]; missing: string[]; problems: string[] }> {
   const orphans: string[] = [];
   const missing: string[] = [];
+  const problems: string[] = [];
   for (const dest of destinations) {
     const ids: string[] = [];
-    let dir: fs.Dir | undefined;
     try {
-      dir = await fs.promises.opendir(dest.path, { bufferSize: 256 });
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
-    }
-    if (dir) {
+      const dir = await fs.promises.opendir(dest.path, { bufferSize: 256 });
       for await (const entry of dir) {
         const m = SNAPSHOT_FILE.exec(entry.name);
         if (m) ids.push(m[1]!);
+      }
+    } catch (e) {
+      // A destination that cannot be read is not checked (its rows are not called missing).
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') {
+        problems.push(`cannot read ${dest.path}: ${(e as Error).message}`);
+        continue;
       }
     }
     const r = catalog.matchFiles(dest.id, ids);
     orphans.push(...r.orphans.map((id) => path.join(dest.path, `${id}.snap`)));
     missing.push(...r.missing);
   }
-  return { orphans, missing };
+  return { orphans, missing, problems };
 }

@@ -49,6 +49,8 @@ export interface EngineStats {
 
 export interface SnapshotEngine {
   readonly nodeId: string;
+  /** False once the catalog is closed (shutdown): the node is no longer ready. */
+  readonly catalogOpen: boolean;
   /** Records the snapshot ('creating') and queues the work; resolves with the new record. */
   createSnapshot(req: CreateSnapshotRequest): Promise<SnapshotRecord>;
   /** undefined when unknown or another account's (accountId null = any account). */
