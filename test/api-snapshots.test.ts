@@ -132,12 +132,12 @@ describe('create', () => {
     expect(unchanged.json[0].owner_total).toBe(0);
   });
 
-  it('ignores unknown parameters, as dcmgr did', async () => {
-    const r = await call(d, 'POST', '/api/volume_snapshots', { json: { volume_id: 'vol-aaaa0002', destination: 'local', colour: 'blue', account_id: 'a-other' } });
-    expect(r.status, r.text).toBe(200);
-    expect(r.json.account_id).toBe(TEST_ACCOUNT);
-    expect('colour' in r.json).toBe(false);
-    await waitForState(d, r.json.id);
+  it('refuses unknown parameters (a typo must not be dropped silently), and account_id cannot be smuggled in', async () => {
+    const r = await call(d, 'POST', '/api/volume_snapshots', { json: { volume_id: 'vol-aaaa0002', destination: 'local', colour: 'blue' } });
+    expectError(r, 'InvalidParameter');
+    expect(r.json.message).toMatch(/colour/);
+    expectError(await call(d, 'POST', '/api/volume_snapshots', { form: { volume_id: 'vol-aaaa0002', destination: 'local', account_id: 'a-other' } }), 'InvalidParameter');
+    expectError(await call(d, 'GET', '/api/volume_snapshots?limt=10'), 'InvalidParameter');
   });
 
   it("makes a caller-chosen id idempotent for the same volume and a 409 for another", async () => {

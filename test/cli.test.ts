@@ -13,6 +13,8 @@ const ROOT = path.resolve(__dirname, '..');
 const CLI = path.join(ROOT, 'dist/src/cli/volsnap.js');
 const ACCOUNT = 'a-cliuser1';
 const TOKEN = 'cli-test-token-0123456789abcdef';
+// The operator's token: doctor's orphan files are shown to admins only.
+const ADMIN_TOKEN = 'cli-admin-token-0123456789abcdef';
 
 interface Result {
   code: number | null;
@@ -68,7 +70,7 @@ let snapB: string;
 
 beforeAll(async () => {
   ensureBuilt();
-  const tokens = [{ token: TOKEN, admin: false }];
+  const tokens = [{ token: TOKEN, admin: false }, { token: ADMIN_TOKEN, admin: true }];
   a = await startDaemon({ tokens });
   b = await startDaemon({ tokens });
   a.makeVolume('vol-clia1', 8 * 1024 * 1024, 1024 * 1024);
@@ -258,14 +260,18 @@ describe('volsnap against two daemons', () => {
     const orphan = path.join(b.config.destinations[0]!.path, 'snap-orphan99.snap');
     fs.writeFileSync(orphan, 'left behind');
     try {
-      const r = await volsnap(['doctor', ...both]);
+      const asOperator = { VOLSNAP_TOKEN: ADMIN_TOKEN, VOLSNAP_ACCOUNT: '' };
+      // An account's token sees no orphan file (it belongs to no account).
+      const user = await volsnap(['--json', 'doctor', ...both]);
+      expect((JSON.parse(user.stdout) as Array<{ check: { orphans: string[] } }>).every((x) => x.check.orphans.length === 0)).toBe(true);
+      const r = await volsnap(['doctor', ...both], asOperator);
       expect(r.stdout).toContain(`node ${a.url}`);
       expect(r.stdout).toContain(`node ${b.url}`);
       expect(r.stdout).toMatch(/^\s+local\s+\S.*\s+(yes|NO)\s+yes\s+[\d.]+ [KMGTP]iB/m);
       expect(r.stdout).toMatch(/snap-orphan99/);
       expect(r.code).toBe(5);
 
-      const j = await volsnap(['--json', 'doctor', ...both]);
+      const j = await volsnap(['--json', 'doctor', ...both], asOperator);
       const reports = JSON.parse(j.stdout) as Array<{ node: string; check: { orphans: string[]; missing: string[] } | null; storage_node: { destinations: unknown[] } }>;
       expect(reports.map((x) => x.node)).toEqual([a.url, b.url]);
       expect(reports[0]!.check).toEqual({ orphans: [], missing: [] });

@@ -7,8 +7,10 @@
 // - A malformed id in the path (`/api/volume_snapshots/../x`, NUL, uppercase, too long) is answered
 //   exactly like an unknown one: 404 UnknownVolumeSnapshot / UnknownVolume. It names nothing, it
 //   never reaches the engine, and Wakame clients already treat 404 as "no such resource".
-// - A malformed id in a parameter (volume_id, snapshot_id, id in a create body) is a 400
-//   InvalidParameter naming the parameter: the caller sent a value, not a resource address.
+// - A malformed reference in a parameter (volume_id, snapshot_id, storage_pool_id) is answered
+//   like an unknown one (113, 117, 108); a malformed new name or filter value (create's id,
+//   restore's volume_id, filters) is a 400 InvalidParameter naming the parameter.
+// - An unknown parameter is a 400 InvalidParameter naming it (a typo is not dropped silently).
 // - A database fault is not the caller's fault: it is a 500 InternalError, not dcmgr's
 //   DatabaseError (110, kept for completeness; this daemon does not send it).
 

@@ -89,6 +89,12 @@ function schemaErrorFormatter(errors: Array<{ instancePath?: string; message?: s
   const e = errors[0];
   const field = e?.instancePath ? e.instancePath.slice(1).replace(/\//g, '.') : String(e?.params?.missingProperty ?? '');
   const what = field ? `${WHERE[dataVar] ?? dataVar} ${field}` : dataVar === 'body' ? 'the request body' : dataVar;
+  const unknown = e?.params?.additionalProperty;
+  // Name the unknown parameter: "colour" is more use than "must NOT have additional properties".
+  if (typeof unknown === 'string') {
+    const printable = unknown.length > 64 ? `${unknown.slice(0, 64)}…` : unknown;
+    return new Error(`${what} has an unknown parameter ${JSON.stringify(printable)}`);
+  }
   return new Error(`${what} ${e?.message ?? 'is invalid'}`);
 }
 
@@ -139,6 +145,9 @@ export function buildServer(opts: BuildServerOptions): FastifyInstance {
     bodyLimit: BODY_LIMIT,
     rewriteUrl,
     return503OnClosing: false,
+    // An unknown parameter is a mistake to report (400 InvalidParameter), not to drop silently:
+    // the schemas say additionalProperties: false and mean it.
+    ajv: { customOptions: { removeAdditional: false } },
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: MAX_PARAM_LENGTH },
     schemaErrorFormatter,
     frameworkErrors: (error, _req, reply) => {
@@ -193,6 +202,8 @@ export function buildServer(opts: BuildServerOptions): FastifyInstance {
   });
   app.addHook('onSend', async (request, reply, payload) => {
     reply.header('x-request-id', request.id);
+    // While shutting down, no connection is kept alive for a next request that would be refused.
+    if (closing) reply.header('connection', 'close');
     return renderFormat(request, reply, payload);
   });
 

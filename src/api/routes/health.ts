@@ -44,6 +44,7 @@ export async function healthRoutes(app: FastifyInstance, ctx: ApiContext): Promi
       config: { errors: ['ServiceUnavailable'] },
     },
     async (request) => {
+      if (!ctx.engine.catalogOpen) throw new ApiError('ServiceUnavailable', 'not ready: the catalog is closed');
       let status;
       try {
         status = await ctx.engine.destinationStatus();

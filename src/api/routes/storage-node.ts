@@ -89,7 +89,7 @@ export async function storageNodeRoutes(app: FastifyInstance, ctx: ApiContext): 
       schema: {
         summary: 'the catalog checked against the files: snapshot files with no row (orphans), available rows with no file (missing)',
         description:
-          'An admin token without an account sees the whole node; any other caller sees the unowned files and what belongs to its account.',
+          'Node facts for operators. Orphan files belong to no account: their names go to admin tokens, and to every caller on a node without tokens (where any caller may name any account anyway). Missing snapshots: an admin without an account sees all, any other caller its own.',
         tags: ['storage_node'],
         response: {
           200: {
@@ -108,15 +108,13 @@ export async function storageNodeRoutes(app: FastifyInstance, ctx: ApiContext): 
       const caller = callerOf(request);
       if (!canCheckFiles(engine)) throw new ApiError('NotFound', 'this node does not offer the file check');
       const report = await engine.checkFiles();
-      if (caller.accountId === null) return report;
-      // Another account's snapshots stay invisible, here as everywhere.
-      const visible = (id: string | undefined): boolean => {
-        const row = id === undefined ? undefined : engine.getSnapshot(id, null);
-        return row === undefined || row.accountId === caller.accountId;
-      };
+      if (caller.accountId === null) return { orphans: report.orphans, missing: report.missing };
+      // An orphan is nobody's: with tokens configured only the node's operators (admin tokens)
+      // see them. Another account's snapshots stay invisible, here as everywhere.
+      const operator = caller.admin || ctx.config.auth.tokens.length === 0;
       return {
-        orphans: report.orphans.filter((file) => visible(SNAPSHOT_FILE.exec(path.basename(file))?.[1])),
-        missing: report.missing.filter((id) => visible(id)),
+        orphans: operator ? report.orphans : [],
+        missing: report.missing.filter((id) => engine.getSnapshot(id, caller.accountId) !== undefined),
       };
     },
   );
