@@ -121,8 +121,9 @@ export async function main(argv: readonly string[]): Promise<number> {
     let stopping = false;
     const stop = (signal: NodeJS.Signals): void => {
       if (stopping) {
-        logger.warn({ signal }, 'second signal: cancelling running snapshot jobs now');
+        logger.warn({ signal }, 'second signal: cancelling running snapshot jobs and closing connections now');
         engine.cancelJobs();
+        app.server.closeAllConnections();
         return;
       }
       stopping = true;
@@ -132,16 +133,28 @@ export async function main(argv: readonly string[]): Promise<number> {
       // Each step in its own try, so a failing one does not keep the others from running.
       void (async () => {
         let code = 0;
+        // Stop accepting now. Requests in flight finish; the ones waiting on a job (restores)
+        // finish with it, so they are bounded by the jobs' deadline below, not by idle sockets.
+        const httpClosed = app.close().then(
+          () => logger.info({}, 'HTTP server closed'),
+          (e: unknown) => {
+            logger.error({ err: e }, 'closing the HTTP server failed');
+            code = 1;
+          },
+        );
         try {
-          // Stops accepting at once; requests in flight finish.
-          await app.close();
-          logger.info({}, 'HTTP server closed');
+          await engine.stopJobs(deadlineMs);
         } catch (e) {
-          logger.error({ err: e }, 'closing the HTTP server failed');
+          logger.error({ err: e }, 'stopping the jobs failed');
           code = 1;
         }
+        // Every job is done or cancelled, so every answer is on its way: give the last ones a
+        // moment to leave, then drop what is still connected.
+        const grace = setTimeout(() => app.server.closeAllConnections(), 1000);
+        await httpClosed;
+        clearTimeout(grace);
         try {
-          await engine.close(deadlineMs);
+          await engine.close(0);
         } catch (e) {
           logger.error({ err: e }, 'closing the engine failed');
           code = 1;

@@ -3,6 +3,8 @@
 // partial, the next start serves). Real processes, real filesystems.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as http from 'node:http';
+import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -119,6 +121,36 @@ describe.skipIf(!havePython)('systemd notify', () => {
     daemon.child.kill('SIGTERM');
     expect(await daemon.exited).toBe(0);
     await until('STOPPING=1', () => receiver.messages.includes('STOPPING=1'));
+  });
+});
+
+describe('shutdown with clients connected', () => {
+  it('does not wait for idle keep-alive connections or a client stalled mid-request', async () => {
+    const dir = tempDir();
+    fs.mkdirSync(path.join(dir, 'volumes'));
+    const daemon = track(await spawnDaemon(writeConfig(dir, path.join(dir, 'volumes'), path.join(dir, 'snapshots'))));
+    const agent = new http.Agent({ keepAlive: true });
+    cleanups.push(() => agent.destroy());
+    const get = (p: string) =>
+      new Promise<number>((resolve, reject) => {
+        http.get(`${daemon.address}${p}`, { agent, headers: ACCOUNT }, (res) => {
+          res.resume();
+          res.on('end', () => resolve(res.statusCode ?? 0));
+        }).on('error', reject);
+      });
+    expect(await get('/api/volume_snapshots')).toBe(200);
+    // The socket now sits idle in the agent; the server would keep it for its keep-alive timeout.
+    // And a client that stalls halfway through its request holds a connection in flight.
+    const stalled = net.connect(Number(new URL(daemon.address).port), '127.0.0.1');
+    cleanups.push(() => stalled.destroy());
+    stalled.on('error', () => undefined);
+    await new Promise((r) => stalled.once('connect', r));
+    stalled.write('POST /api/volume_snapshots HTTP/1.1\r\nHost: x\r\nX-VDC-Account-UUID: a-lifecycle\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"volu');
+    await new Promise((r) => setTimeout(r, 100));
+    const started = Date.now();
+    daemon.child.kill('SIGTERM');
+    expect(await daemon.exited).toBe(0);
+    expect(Date.now() - started).toBeLessThan(3000);
   });
 });
 
