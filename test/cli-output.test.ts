@@ -1,7 +1,7 @@
 // The CLI's human output: tables, sizes, and the progress of create --wait on a terminal and off.
 import { describe, expect, it } from 'vitest';
 
-import { ProgressReporter, bytes, progressBar, table } from '../src/cli/output';
+import { ProgressReporter, bytes, printable, progressBar, table } from '../src/cli/output';
 
 function fakeStream(isTTY: boolean): NodeJS.WriteStream & { text: string } {
   const s = { text: '', isTTY, columns: 80, write(chunk: string) { s.text += chunk; return true; } };
@@ -36,5 +36,12 @@ describe('cli output', () => {
     expect(bytes(null)).toBe('-');
     expect(progressBar(150, 4)).toBe('[####] 100%');
     expect(table(['A', 'BB'], [['xxx', 'y'], ['z', '']])).toBe('A    BB\nxxx  y\nz\n');
+  });
+});
+
+describe('printable', () => {
+  it('keeps text, newlines and tabs, and turns every other control character into \\xNN', () => {
+    expect(printable('snap-a1\tok\n')).toBe('snap-a1\tok\n');
+    expect(printable('evil\x1b]2;owned\x07name\r\x9b31m')).toBe('evil\\x1b]2;owned\\x07name\\x0d\\x9b31m');
   });
 });

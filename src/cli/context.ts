@@ -3,6 +3,7 @@
 import { parseArgs } from 'node:util';
 
 import { ApiCallError, EXIT, UnreachableError, UsageError, type ClientOptions } from './http';
+import { printable } from './output';
 
 export function parse(argv: string[]) {
   return parseArgs({
@@ -60,7 +61,7 @@ export function noMore(positionals: string[], n: number, usage: string): void {
   if (positionals.length > n) throw new UsageError(`unexpected argument '${positionals[n]}'; usage: volsnap ${usage}`);
 }
 
-export const print = (ctx: Ctx, text: string) => ctx.io.stdout.write(text);
+export const print = (ctx: Ctx, text: string) => ctx.io.stdout.write(printable(text));
 export const printJson = (ctx: Ctx, value: unknown) => ctx.io.stdout.write(JSON.stringify(value, null, 2) + '\n');
 
 /** Prints per-node errors on stderr; the exit code they call for (unreachable over API errors). */
@@ -89,10 +90,10 @@ export function printError(ctx: Ctx | { json: boolean; io: Io }, e: unknown): vo
     return;
   }
   if (e instanceof ApiCallError) {
-    ctx.io.stderr.write(`volsnap: ${e.node}: ${e.error}${e.code ? ` (${e.code})` : ''}: ${e.message}\n`);
+    ctx.io.stderr.write(printable(`volsnap: ${e.node}: ${e.error}${e.code ? ` (${e.code})` : ''}: ${e.message}`) + '\n');
   } else if (e instanceof UsageError) {
     ctx.io.stderr.write(`volsnap: ${e.message}\nTry 'volsnap --help'.\n`);
   } else {
-    ctx.io.stderr.write(`volsnap: ${e instanceof Error ? e.message : String(e)}\n`);
+    ctx.io.stderr.write(printable(`volsnap: ${e instanceof Error ? e.message : String(e)}`) + '\n');
   }
 }

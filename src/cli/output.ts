@@ -66,3 +66,10 @@ export class ProgressReporter {
     this.drawn = false;
   }
 }
+
+/** Text from a node (a display_name, an error message) made safe for a terminal: control
+ *  characters other than newline and tab become \xNN, so no escape sequence reaches it. */
+export function printable(text: string): string {
+  // eslint-disable-next-line no-control-regex
+  return text.replace(/[\x00-\x08\x0b-\x1f\x7f-\x9f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+}

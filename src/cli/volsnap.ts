@@ -5,7 +5,7 @@ import * as fs from 'node:fs';
 import { arg, exitCodeOf, noMore, parse, positiveNumber, print, printError, printJson, reportErrors, type Ctx, type Io, type ParsedValues } from './context';
 import { cmdDoctor } from './doctor';
 import { ApiCallError, EXIT, UsageError, call, locate, normaliseNode, onEach } from './http';
-import { ProgressReporter, bytes, shortTime, table } from './output';
+import { ProgressReporter, bytes, printable, shortTime, table } from './output';
 
 export const DEFAULT_NODE = 'http://127.0.0.1:9001';
 
@@ -175,7 +175,7 @@ async function cmdCreate(ctx: Ctx, positionals: string[]): Promise<number> {
   else print(ctx, showText(doc, ctx.nodes.length > 1 ? node : undefined));
   if (doc.state === 'available') return EXIT.ok;
   const why = timedOut ? `still ${doc.state} after --wait-timeout` : doc.state === 'failed' ? `failed: ${String(doc.error ?? 'no reason given')}` : `is ${doc.state}`;
-  if (!ctx.json) ctx.io.stderr.write(`volsnap: snapshot ${doc.id} ${why}\n`);
+  if (!ctx.json) ctx.io.stderr.write(printable(`volsnap: snapshot ${doc.id} ${why}`) + '\n');
   else ctx.io.stderr.write(JSON.stringify({ node, error: 'SnapshotNotAvailable', id: doc.id, state: doc.state, message: why }) + '\n');
   return EXIT.createFailed;
 }
