@@ -106,8 +106,9 @@ function send(port: number, request: RawRequest): Promise<RawResponse> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The generator. Nothing it makes can succeed: the daemon holds no volumes and no snapshots, and
-// every request carries at least one thing that is wrong.
+// The generator. Every request carries at least one thing that is wrong, so nothing it makes can
+// succeed, even though the daemon does hold the volume and the snapshot it names most often
+// (vol-abcd1234, snap-abcd1234): requests that name them reach the engine and the files.
 
 const NASTY = ['../', '..', '%2e%2e', '%2F', '%00', '%ff', '%', '%zz', ';', '*', '\\', '"', "'", '<', '>', '$', '{', '}', '|', '~', 'é', '%C3%A9', 'A', 'Z', '.', '-', '_', ':', '@', '!', ',', '=', '+', '[', ']', '^', '`'];
 const SENTINELS = ['../sentinel/victim', '../../sentinel/victim', '..%2Fsentinel%2Fvictim', '..%2F..%2Fsentinel%2Fvictim', '%2e%2e%2fvar%2fsentinel%2fvictim'];
@@ -398,6 +399,11 @@ function listing(root: string, skip: string): Map<string, string> {
 
 beforeAll(async () => {
   d = await startDaemon();
+  // Real things for the bad requests to aim at, so that they reach engine and filesystem code.
+  d.makeVolume('vol-abcd1234', 4 * 1024 * 1024, 1024 * 1024);
+  const made = await call(d, 'POST', '/api/volume_snapshots', { json: { volume_id: 'vol-abcd1234', destination: 'local', id: 'snap-abcd1234' } });
+  expect(made.status, made.text).toBe(200);
+  expect((await waitForState(d, 'snap-abcd1234')).state).toBe('available');
   // Sentinels beside the configured directories: names the generated paths aim at.
   for (const dir of [path.join(d.base, 'sentinel'), path.join(path.dirname(d.config.volumesDir), 'sentinel')]) {
     fs.mkdirSync(dir, { recursive: true });
@@ -470,6 +476,9 @@ describe('a generated run of bad requests', () => {
       expect(fs.readFileSync(path.join(dir, 'victim'), 'utf8')).toBe('untouched');
     }
     expect((await call(d, 'GET', '/api/volume_snapshots', { account: 'a-fuzz0001' })).json[0].owner_total).toBe(0);
+    // The snapshot the requests aimed at is as it was, and still the only one.
+    expect((await call(d, 'GET', '/api/volume_snapshots/snap-abcd1234')).json.state).toBe('available');
+    expect((await call(d, 'GET', '/api/volume_snapshots')).json[0].owner_total).toBe(1);
 
     // And a good request still works afterwards.
     d.makeVolume('vol-after0001', 1024 * 1024);

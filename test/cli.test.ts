@@ -156,13 +156,14 @@ describe('volsnap against two daemons', () => {
     await settled(a, created.id);
   });
 
-  it('create --wait exits 4 when the snapshot ends failed', async () => {
+  it('create --wait exits 4 when the snapshot ends failed', async (ctx) => {
     b.makeVolume('vol-busy1', 4 * 1024 * 1024, 1024 * 1024);
     const holder = fs.openSync(path.join(b.config.volumesDir, 'vol-busy1'), 'r+');
     try {
       const status = await b.engine.destinationStatus();
-      // On a filesystem that reflinks, a clone of an open volume is still point-in-time and succeeds.
-      if (status[0]!.reflink) return;
+      // On a filesystem that reflinks, a clone of an open volume is still point-in-time and
+      // succeeds, so there is no failure to wait for: say so rather than pass.
+      if (status[0]!.reflink) ctx.skip('the temp directory reflinks: an open volume snapshots fine there');
       const r = await volsnap(['create', 'vol-busy1', '--destination', 'local', '--wait', '--poll-ms', '20', '--node', b.url]);
       expect(r.code).toBe(4);
       expect(r.stdout).toMatch(/^state\s+failed$/m);
