@@ -8,6 +8,7 @@ import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { startDaemon, type Daemon } from './helpers/daemon';
+import { settle } from './helpers/settle';
 
 const ROOT = path.resolve(__dirname, '..');
 const CLI = path.join(ROOT, 'dist/src/cli/volsnap.js');
@@ -54,12 +55,7 @@ async function closedPort(): Promise<number> {
 }
 
 async function settled(d: Daemon, id: string): Promise<string> {
-  for (const until = Date.now() + 30_000; Date.now() < until; ) {
-    const s = d.engine.getSnapshot(id, null)?.state;
-    if (s === 'available' || s === 'failed') return s;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  throw new Error(`${id} did not settle`);
+  return (await settle(d.engine, id, 30_000)).state;
 }
 
 let a: Daemon;

@@ -6,11 +6,11 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 
-import type { SnapshotRecord } from '../src/catalog';
 import { Engine } from '../src/snapshots/engine';
 import { MiB, sha256, writeDense } from './helpers/files';
 import { canMake, makeFs, type TestFs } from './helpers/loopfs';
 import { testConfig } from './helpers/node-config';
+import { settle } from './helpers/settle';
 
 const ACCOUNT = 'a-edges001';
 const cleanups: Array<() => Promise<void> | void> = [];
@@ -28,15 +28,6 @@ async function open(config: Parameters<typeof Engine.open>[0]): Promise<Engine> 
   const engine = await Engine.open(config);
   cleanups.push(() => engine.close(1000));
   return engine;
-}
-
-async function settle(engine: Engine, id: string): Promise<SnapshotRecord> {
-  for (const until = Date.now() + 30_000; Date.now() < until; ) {
-    const row = engine.getSnapshot(id, null)!;
-    if (row.state === 'available' || row.state === 'failed') return row;
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  throw new Error(`${id} did not settle`);
 }
 
 describe('engine edges (any filesystem)', () => {

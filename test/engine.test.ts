@@ -9,22 +9,12 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { Engine } from '../src/snapshots/engine';
 import { JobQueue } from '../src/snapshots/jobs';
 import { isEngineError } from '../src/snapshots/errors';
-import type { SnapshotRecord } from '../src/catalog';
 import { MiB, allocated, sha256, writeDense, writeLayout } from './helpers/files';
 import { canMake, makeFs, type TestFs } from './helpers/loopfs';
 import { testConfig } from './helpers/node-config';
+import { settle } from './helpers/settle';
 
 const ACCOUNT = 'a-shpoolxx';
-
-async function settle(engine: Engine, id: string, timeoutMs = 60_000): Promise<SnapshotRecord> {
-  const until = Date.now() + timeoutMs;
-  for (;;) {
-    const row = engine.getSnapshot(id, null)!;
-    if (row.state === 'available' || row.state === 'failed') return row;
-    if (Date.now() > until) throw new Error(`snapshot ${id} still ${row.state}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 describe('job queue', () => {
   it('never runs more than its concurrency and runs everything', async () => {

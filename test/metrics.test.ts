@@ -13,6 +13,7 @@ import { Engine } from '../src/snapshots/engine';
 import { MiB, writeDense } from './helpers/files';
 import { testConfig } from './helpers/node-config';
 import { parsePrometheus, sampleValue, samples } from './helpers/prom';
+import { settle } from './helpers/settle';
 
 const ACCOUNT = 'a-shpoolxx';
 const cleanups: Array<() => Promise<void> | void> = [];
@@ -24,16 +25,6 @@ function tempDir(): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'volsnapd-metrics-'));
   cleanups.push(() => fs.rmSync(dir, { recursive: true, force: true }));
   return dir;
-}
-
-async function settle(engine: Engine, id: string, timeoutMs = 60_000): Promise<SnapshotRecord> {
-  const until = Date.now() + timeoutMs;
-  for (;;) {
-    const row = engine.getSnapshot(id, null)!;
-    if (row.state === 'available' || row.state === 'failed') return row;
-    if (Date.now() > until) throw new Error(`snapshot ${id} still ${row.state}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
 }
 
 async function scrape(metrics: ReturnType<typeof createMetrics>) {
