@@ -8,3 +8,4 @@ export { writeSnapshotFile, tempPathFor, stagingPathFor, fsyncDirectory, freeByt
 export type { WriteMethod, WriteSnapshotOptions, WriteSnapshotResult } from './snapshot-file';
 export { lockStateDir, LOCK_FILE_NAME } from './lock';
 export type { StateLock } from './lock';
+export { filesystemName } from './filesystems';

@@ -12,8 +12,11 @@ import { canReflink, freeBytes, fsyncDirectory, isNativeError, lockStateDir, spa
 import { SNAPSHOT_ID_RE, VOLUME_ID_RE, newSnapshotId, newVolumeId } from '../ids';
 import { silentLogger, type Logger } from '../logger';
 import { EngineError } from './errors';
+import { destinationStatus } from './destinations';
+import { describeFailure, SHUTDOWN_REASON } from './failures';
 import { JobQueue } from './jobs';
 import { reconcile, scanSnapshotFiles, snapshotFilePath, type ReconcileReport } from './reconcile';
+import { SizeRefresher } from './sizes';
 import type {
   CreateSnapshotRequest,
   DestinationStatus,
@@ -56,8 +59,7 @@ export class Engine implements SnapshotEngine {
   // Snapshots being read by a restore, with how many restores: they cannot be deleted meanwhile.
   private readonly pinned = new Map<string, number>();
   // Size refreshes in flight, by origin volume, and whether another was asked for meanwhile.
-  private readonly refreshing = new Map<string, { again: boolean; done: Promise<void> }>();
-  private readonly laterRefreshes = new Set<NodeJS.Timeout>();
+  private readonly sizes: SizeRefresher;
 
   private constructor(
     private readonly config: Config,
@@ -73,6 +75,7 @@ export class Engine implements SnapshotEngine {
     this.stagingDir = path.join(config.volumesDir, STAGING_DIR_NAME);
     this.orphanCount = report.orphans.length;
     this.reconcileReport = report;
+    this.sizes = new SizeRefresher(catalog, config.destinations, this.logger, this.clock);
   }
 
   readonly reconcileReport: ReconcileReport;
@@ -100,10 +103,8 @@ export class Engine implements SnapshotEngine {
    *  failed, nothing partial), and waits for background size refreshes. The catalog stays open
    *  for requests still being answered. */
   async stopJobs(deadlineMs = this.config.jobs.shutdownDeadlineMs): Promise<void> {
-    await this.queue.close(deadlineMs, 'cancelled: the daemon is shutting down');
-    for (const t of this.laterRefreshes) clearTimeout(t);
-    this.laterRefreshes.clear();
-    await Promise.all([...this.refreshing.values()].map((r) => r.done));
+    await this.queue.close(deadlineMs, SHUTDOWN_REASON);
+    await this.sizes.stop();
   }
 
   /** stopJobs, then closes the catalog and releases the state directory. */
@@ -116,7 +117,7 @@ export class Engine implements SnapshotEngine {
 
   /** Cancels every running and queued job at once (they end failed, nothing partial). */
   cancelJobs(): void {
-    this.queue.abortAll('cancelled: the daemon is shutting down');
+    this.queue.abortAll(SHUTDOWN_REASON);
   }
 
   destinations(): Destination[] {
@@ -230,7 +231,7 @@ export class Engine implements SnapshotEngine {
       void this.queue.push(id, (signal) => this.runCreate(id, source, dest, signal));
     } catch {
       // Shutdown began between the check and now: the row must not wait for a restart.
-      this.catalog.transition(id, ['creating'], 'failed', { error: 'cancelled: the daemon is shutting down' });
+      this.catalog.transition(id, ['creating'], 'failed', { error: SHUTDOWN_REASON });
       throw new EngineError('ServiceUnavailable', 'the daemon is shutting down; try again on its next start');
     }
     return record;
@@ -287,7 +288,7 @@ export class Engine implements SnapshotEngine {
       });
       committed = true;
       log.info({ method: result.method, ms: Math.round(result.durationMs), bytes_copied: result.bytesCopied }, 'snapshot available');
-      void this.refreshSizes(done.originVolumeId);
+      void this.sizes.refresh(done.originVolumeId);
       this.options.observer?.operation('create', 'success', { seconds: seconds(), method: result.method, bytesCopied: result.bytesCopied });
     } catch (e) {
       // Available is final: nothing after it may take the file away.
@@ -332,15 +333,8 @@ export class Engine implements SnapshotEngine {
       await fsyncDirectory(dest.path);
       const deleted = this.catalog.transition(id, ['deleting'], 'deleted');
       log.info({}, 'snapshot deleted');
-      void this.refreshSizes(row.originVolumeId);
-      // Some filesystems (XFS) free an unlinked file's blocks in the background: look again
-      // a little later so the siblings' exclusive bytes catch up.
-      const later = setTimeout(() => {
-        this.laterRefreshes.delete(later);
-        void this.refreshSizes(row.originVolumeId);
-      }, 2000);
-      later.unref();
-      this.laterRefreshes.add(later);
+      void this.sizes.refresh(row.originVolumeId);
+      this.sizes.refreshLater(row.originVolumeId, 2000);
       this.options.observer?.operation('delete', 'success', { seconds: Number(process.hrtime.bigint() - started) / 1e9 });
       return deleted;
     } catch (e) {
@@ -351,52 +345,9 @@ export class Engine implements SnapshotEngine {
     }
   }
 
-  /**
-   * Re-reads the FIEMAP sizes of a volume's available snapshots in the background. What a snapshot
-   * shares changes when a sibling is made or deleted (and as the volume is rewritten), so the
-   * exclusive bytes recorded at creation go stale; each create or delete of a snapshot of the
-   * volume refreshes them all.
-   */
+  /** Re-reads the FIEMAP sizes of a volume's available snapshots (see SizeRefresher). */
   refreshSizes(originVolumeId: string): Promise<void> {
-    const running = this.refreshing.get(originVolumeId);
-    if (running) {
-      running.again = true;
-      return running.done;
-    }
-    const entry = { again: false, done: Promise.resolve() };
-    entry.done = (async () => {
-      do {
-        entry.again = false;
-        await this.refreshSizesOnce(originVolumeId);
-      } while (entry.again && this.catalog.isOpen);
-      this.refreshing.delete(originVolumeId);
-    })();
-    this.refreshing.set(originVolumeId, entry);
-    return entry.done;
-  }
-
-  private async refreshSizesOnce(originVolumeId: string): Promise<void> {
-    if (!this.catalog.isOpen) return;
-    const rows = this.catalog.listSnapshots({ accountId: null, now: this.clock(), originVolumeId, states: ['available'], start: 0, limit: null }).rows;
-    for (const row of rows) {
-      const dest = this.config.destinations.find((d) => d.id === row.destinationId);
-      if (!dest || !this.catalog.isOpen) continue;
-      try {
-        const e = await spaceUsage(snapshotFilePath(dest, row.id));
-        if (!e.exact) continue;
-        if (e.allocatedBytes === row.allocatedBytes && e.sharedBytes === row.sharedBytes) continue;
-        this.catalog.transition(row.id, ['available'], 'available', {
-          allocatedBytes: e.allocatedBytes,
-          sharedBytes: e.sharedBytes,
-          exclusiveBytes: e.exclusiveBytes,
-        });
-      } catch (e) {
-        // Deleted meanwhile, or its file is gone (doctor reports that): nothing to refresh.
-        if (!(e instanceof StateConflictError) && !isNativeError(e, 'ENOENT')) {
-          this.logger.warn({ snapshot_id: row.id, err: String(e) }, 'could not refresh snapshot sizes');
-        }
-      }
-    }
+    return this.sizes.refresh(originVolumeId);
   }
 
   async restoreSnapshot(req: RestoreRequest): Promise<VolumeInfo> {
@@ -471,59 +422,8 @@ export class Engine implements SnapshotEngine {
     return statVolume(this.config.volumesDir, id);
   }
 
-  async destinationStatus(): Promise<DestinationStatus[]> {
-    return Promise.all(
-      this.config.destinations.map(async (d) => {
-        let freeBytes = 0;
-        let totalBytes = 0;
-        let filesystem = 'unknown';
-        let writable = true;
-        try {
-          const s = await fs.promises.statfs(d.path);
-          freeBytes = s.bavail * s.bsize;
-          totalBytes = s.blocks * s.bsize;
-          filesystem = filesystemName(s.type);
-          await fs.promises.access(d.path, fs.constants.W_OK);
-        } catch {
-          writable = false;
-        }
-        const reflink = writable ? await canReflink(this.config.volumesDir, d.path).catch(() => false) : false;
-        return { id: d.id, displayName: d.displayName, path: d.path, freeBytes, totalBytes, filesystem, reflink, writable };
-      }),
-    );
+  destinationStatus(): Promise<DestinationStatus[]> {
+    return destinationStatus(this.config);
   }
-}
 
-// statfs(2) f_type magic numbers of the filesystems a storage host is likely to use.
-const FILESYSTEMS: Record<number, string> = {
-  0x58465342: 'xfs',
-  0x9123683e: 'btrfs',
-  0xef53: 'ext4',
-  0x01021994: 'tmpfs',
-  0x2fc12fc1: 'zfs',
-  0x794c7630: 'overlayfs',
-  0x6969: 'nfs',
-  0xff534d42: 'cifs',
-  0x65735546: 'fuse',
-  0xf2f52010: 'f2fs',
-  0x5346544e: 'ntfs',
-  0x4d44: 'vfat',
-};
-
-export function filesystemName(type: number): string {
-  return FILESYSTEMS[type] ?? `unknown (0x${type.toString(16)})`;
-}
-
-/** A reason an operator can act on, for the snapshot's `error` field. */
-export function describeFailure(e: unknown, allowInconsistent: boolean): string {
-  if (isNativeError(e, 'ECANCELED')) return 'cancelled: the daemon is shutting down';
-  if (isNativeError(e, 'EAGAIN') && e.syscall.startsWith('fcntl')) {
-    return 'the volume is open for writing (a running VM?) and this destination cannot reflink, so a copy would not be point-in-time; stop the VM, use a destination on the volume filesystem, or set allow_inconsistent_copy';
-  }
-  if (isNativeError(e, 'ELEASEBROKEN')) {
-    return 'the volume was opened for writing during the copy, so the copy would not be point-in-time; it was abandoned' + (allowInconsistent ? '' : ' (allow_inconsistent_copy is off)');
-  }
-  if (isNativeError(e, 'ENOSPC')) return `out of disk space: ${e.message}`;
-  if (e instanceof Error && e.message === 'cancelled: the daemon is shutting down') return e.message;
-  return e instanceof Error ? e.message : String(e);
 }
