@@ -31,8 +31,8 @@ interface Epoch {
   hashes: Map<string, string>;
 }
 
-function startChild(configFile: string, seed: number): Promise<{ child: ChildProcess; ready: Ready; restores: Map<string, string> }> {
-  const child = spawn(process.execPath, [CHILD, configFile, VOLUMES.join(','), String(seed)], { stdio: ['pipe', 'pipe', 'inherit'] });
+function startChild(configFile: string, seed: number, hold: boolean): Promise<{ child: ChildProcess; ready: Ready; restores: Map<string, string> }> {
+  const child = spawn(process.execPath, [CHILD, configFile, VOLUMES.join(','), String(seed), hold ? 'hold' : ''], { stdio: ['pipe', 'pipe', 'inherit'] });
   const restores = new Map<string, string>();
   return new Promise((resolve, reject) => {
     let buffer = '';
@@ -69,7 +69,7 @@ function dirtyVolume(file: string): void {
   fs.closeSync(fd);
 }
 
-async function crashLoop(config: Config, configFile: string, kills: number): Promise<{ checked: number; kinds: Set<string> }> {
+async function crashLoop(config: Config, configFile: string, kills: number, hold = false): Promise<{ checked: number; kinds: Set<string>; errors: Map<string, string> }> {
   for (const v of VOLUMES) writeLayout(path.join(config.volumesDir, v), [{ data: 6 * MiB }, { hole: 4 * MiB }, { data: 6 * MiB }]);
   const orphan = path.join(config.destinations[0]!.path, ORPHAN);
   fs.writeFileSync(orphan, 'planted without a row');
@@ -77,18 +77,20 @@ async function crashLoop(config: Config, configFile: string, kills: number): Pro
   const restored = new Map<string, string>(); // volume → snapshot
   let checked = 0;
   const seenStates = new Set<string>();
+  const errors = new Map<string, string>(); // snapshot id → why it failed
 
   for (let round = 0; round <= kills; round++) {
     // The volumes change only while no engine runs, so every snapshot of an epoch saw these bytes.
     if (round > 0) for (const v of VOLUMES) if (Math.random() < 0.7) dirtyVolume(path.join(config.volumesDir, v));
     const epoch: Epoch = { start: Date.now(), end: Infinity, hashes: new Map(VOLUMES.map((v) => [v, sha256(path.join(config.volumesDir, v))])) };
     epochs.push(epoch);
-    const { child, ready, restores } = await startChild(configFile, round + 1);
+    const { child, ready, restores } = await startChild(configFile, round + 1, hold);
     try {
       // What the restart found.
       expect(ready.integrity).toEqual([]);
       for (const row of ready.rows) {
         seenStates.add(row.state);
+        if (row.error) errors.set(row.id, row.error);
         expect(['creating', 'registering', 'deleting']).not.toContain(row.state);
         if (row.state !== 'available') continue;
         const dest = config.destinations.find((d) => d.id === row.destinationId)!;
@@ -122,7 +124,7 @@ async function crashLoop(config: Config, configFile: string, kills: number): Pro
       epoch.end = Date.now();
     }
   }
-  return { checked, kinds: seenStates };
+  return { checked, kinds: seenStates, errors };
 }
 
 const describeCrash = describe.skipIf(!canMake('xfs') || !canMake('ext4'));
@@ -150,14 +152,16 @@ describeCrash('SIGKILL at random moments', () => {
     expect(kinds).toContain('failed');
   }, 600_000);
 
-  it('ext4 (copy under a read lease): 25 kills, nothing lost', async () => {
+  it('ext4 (copy under a read lease, volumes now and then held open for writing): 25 kills, nothing lost', async () => {
     const ext4 = makeFs('ext4', 512);
     mounts.push(ext4);
     const config = testConfig(ext4.mountPoint, { concurrency: 2 });
     const file = path.join(ext4.mountPoint, 'config.json');
     fs.writeFileSync(file, JSON.stringify(config));
-    const { checked, kinds } = await crashLoop(config, file, 25);
-    console.log(`ext4: ${checked} snapshot/volume files verified after 25 kills; states seen: ${[...kinds].join(', ')}`);
+    const { checked, kinds, errors } = await crashLoop(config, file, 25, true);
+    const leaseFailures = [...errors.values()].filter((e) => /open for writing|opened for writing/.test(e)).length;
+    console.log(`ext4: ${checked} snapshot/volume files verified after 25 kills; states seen: ${[...kinds].join(', ')}; ${leaseFailures} copies refused for a volume open for writing`);
     expect(checked).toBeGreaterThan(10);
+    expect(leaseFailures).toBeGreaterThan(0);
   }, 600_000);
 });

@@ -28,7 +28,14 @@ async function main(): Promise<void> {
 
   let restores = 0;
   const inFlight = new Set<Promise<unknown>>();
+  // Now and then a "VM" opens a volume for writing without changing a byte, so copies that
+  // need a read lease fail (or are abandoned mid-way) while the kills go on.
+  const holdVolumes = process.argv[5] === 'hold';
   for (;;) {
+    if (holdVolumes && random() < 0.05) {
+      const fd = fs.openSync(`${config.volumesDir}/${pick(volumes)}`, 'r+');
+      setTimeout(() => fs.closeSync(fd), random() * 50);
+    }
     const all = engine.listSnapshots({ accountId: null, now: Date.now(), start: 0, limit: null }).rows;
     const available = all.filter((r) => r.state === 'available');
     const deletable = all.filter((r) => r.state === 'available' || r.state === 'failed');
