@@ -274,6 +274,26 @@ describe.skipIf(!canMake('xfs') || !canMake('ext4'))('engine on real filesystems
     expect(engine.getSnapshot(b.id, null)).toMatchObject({ exclusiveBytes: 16 * MiB });
   });
 
+  it('sees a volume rewritten by its VM at the next periodic refresh, with no snapshot made or deleted', async () => {
+    const xfs = mount('xfs', 512);
+    const config = testConfig(xfs.mountPoint);
+    const vol = path.join(config.volumesDir, 'vol-p1');
+    writeDense(vol, 8 * MiB, 4 * MiB);
+    const engine = await Engine.open(config, { sizeRefreshIntervalMs: 200 });
+    engines.push(engine);
+    const a = await settle(engine, (await engine.createSnapshot({ accountId: ACCOUNT, volumeId: 'vol-p1', destinationId: 'local' })).id);
+    expect(a.exclusiveBytes).toBe(0);
+    // The VM overwrites half its disk in place: those 4 MiB of the snapshot are now its alone.
+    const fd = fs.openSync(vol, 'r+');
+    fs.writeSync(fd, Buffer.alloc(4 * MiB, 9), 0, 4 * MiB, 0);
+    fs.fsyncSync(fd);
+    fs.closeSync(fd);
+    for (const until = Date.now() + 10_000; Date.now() < until && engine.getSnapshot(a.id, null)!.exclusiveBytes !== 4 * MiB; ) {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(engine.getSnapshot(a.id, null)).toMatchObject({ exclusiveBytes: 4 * MiB, sharedBytes: 4 * MiB });
+  });
+
   it('makes a retried create with the same id idempotent, and a different volume a conflict', async () => {
     const xfs = mount('xfs', 512);
     const config = testConfig(xfs.mountPoint);

@@ -101,6 +101,7 @@ export class Catalog {
     syncFull: Statement;
     inStates: Statement;
     countByState: Statement;
+    volumesWithAvailable: Statement;
     sumBytes: Statement;
     foundReset: Statement;
     foundInsert: Statement;
@@ -149,6 +150,7 @@ export class Catalog {
         SELECT ${RECORD_COLUMNS} FROM snapshots
         WHERE state IN (SELECT value FROM json_each(?)) ORDER BY seq`),
       countByState: prepare(`SELECT state, sum(snapshots) AS n FROM snapshot_totals GROUP BY state`),
+      volumesWithAvailable: prepare(`SELECT DISTINCT origin_volume_id FROM snapshots WHERE state = 'available'`),
       sumBytes: prepare(`
         SELECT coalesce(sum(allocated_bytes), 0) AS allocated, coalesce(sum(exclusive_bytes), 0) AS exclusive
         FROM snapshot_totals WHERE state = 'available'`),
@@ -329,6 +331,11 @@ export class Catalog {
   }
 
   /** Every state, zero included. */
+  /** The volumes that have at least one available snapshot (for the periodic size refresh). */
+  volumesWithAvailableSnapshots(): string[] {
+    return this.sql.volumesWithAvailable.pluck().all() as unknown as string[];
+  }
+
   countByState(): Record<SnapshotState, number> {
     const counts = Object.fromEntries(SNAPSHOT_STATES.map((s) => [s, 0])) as Record<SnapshotState, number>;
     for (const row of this.sql.countByState.all() as { state: SnapshotState; n: number }[]) counts[row.state] = row.n;

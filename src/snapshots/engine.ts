@@ -42,6 +42,8 @@ export interface EngineOptions {
   observer?: EngineObserver;
   /** Progress is written to the catalog at most this often per job. */
   progressIntervalMs?: number;
+  /** How often every volume's snapshot sizes are re-read (default 15 minutes; 0: never). */
+  sizeRefreshIntervalMs?: number;
   /** Testing: copy chunk size (smaller = more progress points and abort chances). */
   chunkBytes?: number;
 }
@@ -76,6 +78,8 @@ export class Engine implements SnapshotEngine {
     this.orphanCount = report.orphans.length;
     this.reconcileReport = report;
     this.sizes = new SizeRefresher(catalog, config.destinations, this.logger, this.clock);
+    const every = options.sizeRefreshIntervalMs ?? 15 * 60_000;
+    if (every > 0) this.sizes.sweepEvery(every);
   }
 
   readonly reconcileReport: ReconcileReport;

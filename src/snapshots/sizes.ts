@@ -11,6 +11,9 @@ export class SizeRefresher {
   // Refreshes in flight, by origin volume, and whether another was asked for meanwhile.
   private readonly running = new Map<string, { again: boolean; done: Promise<void> }>();
   private readonly timers = new Set<NodeJS.Timeout>();
+  private sweep: NodeJS.Timeout | undefined;
+  private sweeping: Promise<void> | undefined;
+  private stopped = false;
 
   constructor(
     private readonly catalog: Catalog,
@@ -49,8 +52,26 @@ export class SizeRefresher {
     this.timers.add(timer);
   }
 
+  /** Every `intervalMs`, refreshes every volume that has available snapshots, one volume at a
+   *  time: a volume rewritten by its VM changes what its snapshots hold alone even when no
+   *  snapshot of it is made or deleted. */
+  sweepEvery(intervalMs: number): void {
+    const tick = async (): Promise<void> => {
+      this.sweep = undefined;
+      for (const volume of this.catalog.isOpen ? this.catalog.volumesWithAvailableSnapshots() : []) {
+        if (this.stopped) return;
+        await this.refresh(volume);
+      }
+      if (!this.stopped) this.sweep = setTimeout(() => void (this.sweeping = tick()), intervalMs).unref();
+    };
+    this.sweep = setTimeout(() => void (this.sweeping = tick()), intervalMs).unref();
+  }
+
   /** Drops the refreshes not yet due and waits for the running ones. */
   async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.sweep) clearTimeout(this.sweep);
+    await this.sweeping;
     for (const t of this.timers) clearTimeout(t);
     this.timers.clear();
     await Promise.all([...this.running.values()].map((r) => r.done));
