@@ -32,7 +32,7 @@ Options:
   --token T                  API token (Authorization: Bearer); default $VOLSNAP_TOKEN
   --account A                account id (X-VDC-Account-UUID); default $VOLSNAP_ACCOUNT
   --json                     machine-readable JSON on stdout (errors as JSON on stderr)
-  --timeout SECONDS          per HTTP request (default 10)
+  --timeout SECONDS          per HTTP request (default 10; restore: 300, it waits for the copy)
   -h, --help                 this help
 
 Exit codes:
@@ -197,7 +197,10 @@ async function cmdRestore(ctx: Ctx, positionals: string[]): Promise<number> {
   const node = ctx.nodes.length === 1 ? ctx.nodes[0]! : (await findSnapshot(ctx, id)).node;
   const body: Record<string, unknown> = { snapshot_id: id };
   if (ctx.values['volume-id'] !== undefined) body.volume_id = ctx.values['volume-id'];
-  const vol = await call<Record<string, unknown>>(node, 'POST', '/api/volumes', ctx, body);
+  // A restore answers when the volume is written: instant for a reflink, as long as the copy
+  // otherwise. Without an explicit --timeout, wait as long as Node's fetch allows (5 minutes).
+  const timeoutMs = ctx.values.timeout === undefined ? 300_000 : ctx.timeoutMs;
+  const vol = await call<Record<string, unknown>>(node, 'POST', '/api/volumes', { ...ctx, timeoutMs }, body);
   if (ctx.json) printJson(ctx, vol);
   else print(ctx, showText(vol, ctx.nodes.length > 1 ? node : undefined));
   return EXIT.ok;
