@@ -87,6 +87,22 @@ bool PromiseWorker::OpenRegularFile(const std::string& path, Fd* fd, struct stat
   return true;
 }
 
+bool PromiseWorker::FinishFile(const std::string& path, Fd* fd, uint64_t size) {
+  if (::ftruncate(fd->get(), static_cast<off_t>(size)) != 0) {
+    Fail({errno, "", "ftruncate", path, ""});
+    return false;
+  }
+  if (::fsync(fd->get()) != 0) {
+    Fail({errno, "", "fsync", path, ""});
+    return false;
+  }
+  if (fd->Close() != 0) {
+    Fail({errno, "", "close", path, ""});
+    return false;
+  }
+  return true;
+}
+
 bool PromiseWorker::CreateNewFile(const std::string& path, Fd* fd) {
   fd->Reset(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
   if (!fd->ok()) {

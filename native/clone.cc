@@ -51,9 +51,7 @@ class CloneWorker : public PromiseWorker {
         SendProgress(progress, done, size_);
       }
     }
-    if (::ftruncate(out.get(), static_cast<off_t>(size_)) != 0) return Fail({errno, "", "ftruncate", dst_, ""});
-    if (::fsync(out.get()) != 0) return Fail({errno, "", "fsync", dst_, ""});
-    if (out.Close() != 0) return Fail({errno, "", "close", dst_, ""});
+    FinishFile(dst_, &out, size_);
   }
 
   Napi::Value Result(Napi::Env env) override {

@@ -85,6 +85,8 @@ class PromiseWorker : public Napi::AsyncProgressWorker<Progress> {
   // Opens a regular file to read (O_NOATIME where allowed) and reads its stat; on failure records
   // the error and returns false.
   bool OpenRegularFile(const std::string& path, Fd* fd, struct stat* st);
+  // Gives the new file its exact size (holes at the end stay holes), makes it durable, closes it.
+  bool FinishFile(const std::string& path, Fd* fd, uint64_t size);
   // Creates a new file to write, never an existing one (O_EXCL), mode 0600.
   bool CreateNewFile(const std::string& path, Fd* fd);
   // Send() copies the value into the worker's own buffer, so it goes by address, not by new.

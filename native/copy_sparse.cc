@@ -97,9 +97,7 @@ class CopySparseWorker : public PromiseWorker {
     }
     if (leaseHeld_) ::fcntl(in.get(), F_SETLEASE, F_UNLCK);
 
-    if (::ftruncate(out.get(), static_cast<off_t>(size_)) != 0) return Fail({errno, "", "ftruncate", dst_, ""});
-    if (::fsync(out.get()) != 0) return Fail({errno, "", "fsync", dst_, ""});
-    if (out.Close() != 0) return Fail({errno, "", "close", dst_, ""});
+    FinishFile(dst_, &out, size_);
   }
 
   Napi::Value Result(Napi::Env env) override {

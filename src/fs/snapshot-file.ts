@@ -83,8 +83,14 @@ export async function freeBytes(dir: string): Promise<number> {
 }
 
 /** Refuse a copy before it starts when the target's filesystem cannot hold the source's data. */
-async function checkSpaceForCopy(src: string, dir: string): Promise<void> {
+/** What a copy of `src` into `dir` needs (its allocated bytes) against what `dir` has free. */
+export async function spaceForCopy(src: string, dir: string): Promise<{ need: number; free: number }> {
   const [need, free] = await Promise.all([spaceUsage(src).then((e) => e.allocatedBytes), freeBytes(dir)]);
+  return { need, free };
+}
+
+async function checkSpaceForCopy(src: string, dir: string): Promise<void> {
+  const { need, free } = await spaceForCopy(src, dir);
   if (need > free) {
     throw new NativeError(
       `not enough space in '${dir}' for a copy of '${src}': need ${need} bytes, ${free} free`,

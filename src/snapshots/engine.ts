@@ -8,7 +8,7 @@ import * as path from 'node:path';
 
 import { Catalog, CATALOG_FILE_NAME, DuplicateSnapshotError, StateConflictError, type SnapshotPage, type SnapshotQuery, type SnapshotRecord } from '../catalog';
 import type { Config, Destination } from '../config';
-import { canReflink, freeBytes, fsyncDirectory, isNativeError, lockStateDir, spaceUsage, tempPathFor, writeSnapshotFile, type StateLock, type WriteSnapshotResult } from '../fs';
+import { canReflink, fsyncDirectory, isNativeError, lockStateDir, spaceForCopy, tempPathFor, writeSnapshotFile, type StateLock, type WriteSnapshotResult } from '../fs';
 import { SNAPSHOT_ID_RE, VOLUME_ID_RE, newSnapshotId, newVolumeId } from '../ids';
 import { silentLogger, type Logger } from '../logger';
 import { EngineError } from './errors';
@@ -194,7 +194,7 @@ export class Engine implements SnapshotEngine {
 
     const reflinks = await canReflink(this.config.volumesDir, dest.path).catch(() => false);
     if (!reflinks) {
-      const [need, free] = await Promise.all([spaceUsage(source).then((e) => e.allocatedBytes), freeBytes(dest.path)]);
+      const { need, free } = await spaceForCopy(source, dest.path);
       if (need > free) {
         throw new EngineError('OutOfDiskSpace', `destination '${dest.id}' has ${free} bytes free; a copy of ${req.volumeId} needs ${need}`);
       }
